@@ -7,3 +7,7 @@
 pub mod config;
 pub mod core;
 pub mod cost;
+pub mod events;
+pub mod providers;
+#[cfg(feature = "store")]
+pub mod store;
