@@ -9,5 +9,7 @@ pub mod core;
 pub mod cost;
 pub mod events;
 pub mod providers;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 #[cfg(feature = "store")]
 pub mod store;

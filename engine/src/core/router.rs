@@ -175,6 +175,15 @@ impl Router {
         self.st.reconfigure(cfg);
     }
 
+    pub fn snapshot(&self, config_hash: &str) -> crate::core::state::Snapshot {
+        self.st.snapshot(config_hash)
+    }
+
+    /// Restores state from a snapshot taken under the same config.
+    pub fn restore(&mut self, s: crate::core::state::Snapshot, config_hash: &str) -> bool {
+        self.st.restore(s, config_hash)
+    }
+
     /// Folds one event into the state (restart replay, and internally for every decision).
     pub fn apply(&mut self, ev: &Event) {
         self.st.apply(ev);

@@ -9,11 +9,12 @@ use crate::config::{RoutingConfig, VirtualKey};
 use crate::core::event::*;
 use crate::core::outcome::OutcomeClass;
 use crate::core::units::{DurationUs, InstantUs, PicoUsd};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Counters for one calendar minute (LiteLLM counts rpm/tpm and failures per minute).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MinuteWindow {
     pub minute: u64,
     pub requests: u64,
@@ -55,7 +56,7 @@ impl MinuteWindow {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentTotals {
     pub attempts: u64,
     pub successes: u64,
@@ -68,7 +69,7 @@ pub struct DeploymentTotals {
     pub last_at: InstantUs,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentState {
     pub in_flight: u32,
     /// Invariant: only ever moved later by a new cooldown, never earlier.
@@ -88,7 +89,7 @@ impl DeploymentState {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyState {
     pub def: VirtualKey,
     pub spend: PicoUsd,
@@ -100,7 +101,7 @@ pub struct KeyState {
     pub deleted: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LastOutcome {
     pub class: OutcomeClass,
     pub status: u16,
@@ -112,7 +113,7 @@ pub struct LastOutcome {
 }
 
 /// What the router knows about a request in flight.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RequestState {
     pub received: RequestReceived,
     pub original_group: Option<Name>,
@@ -134,6 +135,8 @@ pub struct RequestState {
     pub ttft_us: Option<u64>,
     pub last_deployment: Option<usize>,
     pub reserved: PicoUsd,
+    /// When the attempt in flight (or the last one) was decided.
+    pub attempt_decided_at: InstantUs,
 }
 
 /// Everything `apply` folds.
@@ -388,6 +391,7 @@ impl State {
             ttft_us: None,
             last_deployment: None,
             reserved,
+            attempt_decided_at: e.at,
         };
         self.requests.insert(e.id, r);
     }
@@ -419,6 +423,7 @@ impl State {
         r.n_attempts += 1;
         r.in_flight = Some((e.attempt, d));
         r.last_deployment = Some(d);
+        r.attempt_decided_at = e.at;
     }
 
     fn on_attempt_finished(&mut self, e: &AttemptFinished) {
@@ -484,7 +489,10 @@ impl State {
             r.tokens_out += e.tokens_out;
             if e.class.is_success() {
                 r.succeeded = true;
-                r.ttft_us = e.ttft_us;
+                // Time to first token of the request: from its arrival, across earlier attempts.
+                r.ttft_us = e
+                    .ttft_us
+                    .map(|t| r.attempt_decided_at.since(r.received.at).0 + t);
             } else {
                 if !r.excluded.contains(&d) {
                     r.excluded.push(d);
@@ -606,5 +614,66 @@ impl State {
             let _ = writeln!(s, "req {id} {r:?}");
         }
         s
+    }
+}
+
+/// Version of the snapshot layout below: a snapshot with another version is ignored and the
+/// state is rebuilt from events.
+pub const STATE_VERSION: u32 = 1;
+
+/// Derived state at one point of the log (a cache: the events are the truth).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The config the state was built under; deployment indices in `requests` refer to it.
+    pub config_hash: String,
+    pub deployments: Vec<(String, DeploymentState)>,
+    pub keys: Vec<KeyState>,
+    pub requests: Vec<(RequestId, RequestState)>,
+    pub next_request_id: RequestId,
+    pub n_events: u64,
+    pub last_at: InstantUs,
+}
+
+impl State {
+    pub fn snapshot(&self, config_hash: &str) -> Snapshot {
+        Snapshot {
+            config_hash: config_hash.to_string(),
+            deployments: self
+                .names
+                .iter()
+                .map(|n| n.to_string())
+                .zip(self.deployments.iter().cloned())
+                .collect(),
+            keys: self.keys.values().cloned().collect(),
+            requests: self.requests.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            next_request_id: self.next_request_id,
+            n_events: self.n_events,
+            last_at: self.last_at,
+        }
+    }
+
+    /// Restores a snapshot taken under the same config; false (and no change) otherwise.
+    pub fn restore(&mut self, s: Snapshot, config_hash: &str) -> bool {
+        if s.config_hash != config_hash || s.deployments.len() != self.names.len() {
+            return false;
+        }
+        if s.deployments
+            .iter()
+            .zip(self.names.iter())
+            .any(|((a, _), b)| a.as_str() != &**b)
+        {
+            return false;
+        }
+        self.deployments = s.deployments.into_iter().map(|(_, d)| d).collect();
+        for k in s.keys {
+            self.key_by_hash
+                .insert(k.def.hash_hex.clone(), k.def.id.clone());
+            self.keys.insert(k.def.id.clone(), k);
+        }
+        self.requests = s.requests.into_iter().collect();
+        self.next_request_id = s.next_request_id;
+        self.n_events = s.n_events;
+        self.last_at = s.last_at;
+        true
     }
 }

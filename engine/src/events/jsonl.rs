@@ -39,10 +39,23 @@ pub fn from_line(line: &str) -> Result<Option<(u64, Event)>, DecodeError> {
     if v.get("switchyard_trace").is_some() {
         return Ok(None);
     }
-    let seq = v.get("seq").and_then(Value::as_u64).ok_or_else(|| DecodeError::Payload("missing `seq`".into()))?;
-    let kind = v.get("kind").and_then(Value::as_str).ok_or_else(|| DecodeError::Payload("missing `kind`".into()))?;
-    let body = v.get("event").cloned().ok_or_else(|| DecodeError::Payload("missing `event`".into()))?;
-    let kind = EventKind::ALL.iter().copied().find(|k| k.name() == kind).ok_or_else(|| DecodeError::Payload(format!("unknown kind `{kind}`")))?;
+    let seq = v
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| DecodeError::Payload("missing `seq`".into()))?;
+    let kind = v
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or_else(|| DecodeError::Payload("missing `kind`".into()))?;
+    let body = v
+        .get("event")
+        .cloned()
+        .ok_or_else(|| DecodeError::Payload("missing `event`".into()))?;
+    let kind = EventKind::ALL
+        .iter()
+        .copied()
+        .find(|k| k.name() == kind)
+        .ok_or_else(|| DecodeError::Payload(format!("unknown kind `{kind}`")))?;
     let ev = match kind {
         EventKind::ConfigApplied => Event::ConfigApplied(parse(body)?),
         EventKind::ProxyStarted => Event::ProxyStarted(parse(body)?),

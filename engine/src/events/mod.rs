@@ -13,6 +13,7 @@
 //! the current types); frozen samples of every kind in `engine/tests/fixtures/events/` are decoded by
 //! a test so that an accidental change fails loudly. Pure: bytes in, bytes out.
 
+pub mod human;
 pub mod jsonl;
 pub mod trace;
 
@@ -119,7 +120,10 @@ pub fn decode_payload(version: u16, kind: u8, payload: &[u8]) -> Result<Event, D
 /// Decodes the frame at the start of `buf`; returns the event and the frame's length.
 pub fn decode_frame(buf: &[u8]) -> Result<(Event, usize), DecodeError> {
     if buf.len() < HEADER_LEN {
-        return Err(DecodeError::Truncated { need: HEADER_LEN, have: buf.len() });
+        return Err(DecodeError::Truncated {
+            need: HEADER_LEN,
+            have: buf.len(),
+        });
     }
     let magic: [u8; 4] = buf[0..4].try_into().expect("length checked");
     if magic != MAGIC {
@@ -133,9 +137,16 @@ pub fn decode_frame(buf: &[u8]) -> Result<(Event, usize), DecodeError> {
     }
     let total = HEADER_LEN + len + TRAILER_LEN;
     if buf.len() < total {
-        return Err(DecodeError::Truncated { need: total, have: buf.len() });
+        return Err(DecodeError::Truncated {
+            need: total,
+            have: buf.len(),
+        });
     }
-    let stored = u32::from_le_bytes(buf[HEADER_LEN + len..total].try_into().expect("length checked"));
+    let stored = u32::from_le_bytes(
+        buf[HEADER_LEN + len..total]
+            .try_into()
+            .expect("length checked"),
+    );
     let computed = crc32fast::hash(&buf[4..HEADER_LEN + len]);
     if stored != computed {
         return Err(DecodeError::Crc { stored, computed });
@@ -158,12 +169,18 @@ pub fn decode_all(mut buf: &[u8]) -> Result<Vec<Event>, DecodeError> {
 /// Kind and time of a frame without decoding its payload (for fast scans); the CRC is checked.
 pub fn peek_frame(buf: &[u8]) -> Result<(EventKind, usize), DecodeError> {
     if buf.len() < HEADER_LEN {
-        return Err(DecodeError::Truncated { need: HEADER_LEN, have: buf.len() });
+        return Err(DecodeError::Truncated {
+            need: HEADER_LEN,
+            have: buf.len(),
+        });
     }
     let len = u32::from_le_bytes(buf[8..12].try_into().expect("length checked")) as usize;
     let total = HEADER_LEN + len + TRAILER_LEN;
     if buf.len() < total {
-        return Err(DecodeError::Truncated { need: total, have: buf.len() });
+        return Err(DecodeError::Truncated {
+            need: total,
+            have: buf.len(),
+        });
     }
     let kind = EventKind::from_u8(buf[6]).ok_or(DecodeError::UnknownKind(buf[6]))?;
     Ok((kind, total))

@@ -15,7 +15,11 @@ pub(crate) fn samples() -> Vec<Event> {
             content: "{\"routing\":{}}".into(),
             seed: 42,
         }),
-        Event::ProxyStarted(ProxyStarted { at: InstantUs(1_700_000_000_000_001), version: "0.1.0".into(), next_request_id: 7 }),
+        Event::ProxyStarted(ProxyStarted {
+            at: InstantUs(1_700_000_000_000_001),
+            version: "0.1.0".into(),
+            next_request_id: 7,
+        }),
         Event::RequestReceived(RequestReceived {
             at: InstantUs(1_700_000_000_100_000),
             id: 7,
@@ -31,7 +35,12 @@ pub(crate) fn samples() -> Vec<Event> {
             user: Some("user-1".into()),
             prompt_sha: "00ff".repeat(8),
             prompt: Some("[{\"role\":\"user\",\"content\":\"hi\"}]".into()),
-            admission: Admission::Admitted { group: n("production-llm"), pinned: None, reason: Reason::Escalation, reserved: PicoUsd(1_000) },
+            admission: Admission::Admitted {
+                group: n("production-llm"),
+                pinned: None,
+                reason: Reason::Escalation,
+                reserved: PicoUsd(1_000),
+            },
         }),
         Event::RequestReceived(RequestReceived {
             at: InstantUs(1_700_000_000_100_001),
@@ -124,7 +133,10 @@ pub(crate) fn samples() -> Vec<Event> {
                 tags: vec!["free".into()],
             },
         }),
-        Event::KeyDeleted(KeyDeleted { at: InstantUs(1_700_000_003_000_000), key_id: "0123456789abcdef".into() }),
+        Event::KeyDeleted(KeyDeleted {
+            at: InstantUs(1_700_000_003_000_000),
+            key_id: "0123456789abcdef".into(),
+        }),
     ]
 }
 
@@ -162,15 +174,26 @@ fn frozen_fixtures_decode() {
         let json = base.with_extension("json");
         if write && !bin.exists() {
             std::fs::write(&bin, encode(ev)).unwrap();
-            std::fs::write(&json, serde_json::to_string_pretty(&jsonl::to_json(0, ev)).unwrap()).unwrap();
+            std::fs::write(
+                &json,
+                serde_json::to_string_pretty(&jsonl::to_json(0, ev)).unwrap(),
+            )
+            .unwrap();
         }
-        let bytes = std::fs::read(&bin).unwrap_or_else(|_| panic!("missing fixture {}", bin.display()));
-        let (decoded, _) = decode_frame(&bytes).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-        let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let bytes =
+            std::fs::read(&bin).unwrap_or_else(|_| panic!("missing fixture {}", bin.display()));
+        let (decoded, _) =
+            decode_frame(&bytes).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(jsonl::to_json(0, &decoded), expected, "{}", bin.display());
         kinds_seen.insert(decoded.kind());
     }
-    assert_eq!(kinds_seen.len(), EventKind::ALL.len(), "every kind needs a frozen fixture");
+    assert_eq!(
+        kinds_seen.len(),
+        EventKind::ALL.len(),
+        "every kind needs a frozen fixture"
+    );
 }
 
 #[test]
@@ -183,7 +206,10 @@ fn corruption_is_detected() {
         assert!(decode_frame(&bad).is_err(), "flip at {i} went unnoticed");
     }
     for cut in 0..good.len() {
-        assert!(matches!(decode_frame(&good[..cut]), Err(DecodeError::Truncated { .. }) | Err(DecodeError::BadMagic(_))));
+        assert!(matches!(
+            decode_frame(&good[..cut]),
+            Err(DecodeError::Truncated { .. }) | Err(DecodeError::BadMagic(_))
+        ));
     }
     let mut newer = good.clone();
     newer[4] = 99;
@@ -205,7 +231,10 @@ fn traces_round_trip_in_both_formats() {
         assert_eq!(r.format(), format);
         let back: Vec<(u64, Event)> = r.map(Result::unwrap).collect();
         assert_eq!(back.len(), samples().len());
-        assert_eq!(back.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), samples());
+        assert_eq!(
+            back.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
+            samples()
+        );
     }
     assert!(trace::TraceReader::new(std::io::Cursor::new(b"hello".to_vec())).is_err());
 }

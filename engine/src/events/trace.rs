@@ -6,7 +6,10 @@
 //! jsonl:  {"switchyard_trace": 1, "schema_version": 1}\n { "seq": .., "kind": .., "event": .. }\n*
 //! ```
 
-use super::{decode_frame, encode_into, jsonl, DecodeError, HEADER_LEN, MAX_PAYLOAD, SCHEMA_VERSION, TRAILER_LEN};
+use super::{
+    decode_frame, encode_into, jsonl, DecodeError, HEADER_LEN, MAX_PAYLOAD, SCHEMA_VERSION,
+    TRAILER_LEN,
+};
 use crate::core::event::Event;
 use std::io::{self, BufRead, Read, Write};
 
@@ -34,7 +37,9 @@ impl TraceFormat {
 pub enum TraceError {
     #[error("I/O: {0}")]
     Io(#[from] io::Error),
-    #[error("not a switchyard trace (expected a binary trace starting with SYTRACE1 or JSON Lines)")]
+    #[error(
+        "not a switchyard trace (expected a binary trace starting with SYTRACE1 or JSON Lines)"
+    )]
     NotATrace,
     #[error("event #{index}: {source}")]
     Decode { index: u64, source: DecodeError },
@@ -60,10 +65,18 @@ impl<W: Write> TraceWriter<W> {
                 out.write_all(&h)?;
             }
             TraceFormat::Jsonl => {
-                writeln!(out, "{{\"switchyard_trace\": 1, \"schema_version\": {SCHEMA_VERSION}}}")?;
+                writeln!(
+                    out,
+                    "{{\"switchyard_trace\": 1, \"schema_version\": {SCHEMA_VERSION}}}"
+                )?;
             }
         }
-        Ok(TraceWriter { out, format, buf: Vec::with_capacity(256), n_events: 0 })
+        Ok(TraceWriter {
+            out,
+            format,
+            buf: Vec::with_capacity(256),
+            n_events: 0,
+        })
     }
 
     pub fn write(&mut self, seq: u64, ev: &Event) -> io::Result<()> {
@@ -91,7 +104,8 @@ impl<W: Write> TraceWriter<W> {
                 self.out.write_all(frame)
             }
             TraceFormat::Jsonl => {
-                let (ev, _) = decode_frame(frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let (ev, _) = decode_frame(frame)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 self.write(seq, &ev)
             }
         }
@@ -123,10 +137,20 @@ impl<R: BufRead> TraceReader<R> {
             inp.read_exact(&mut h).map_err(|_| TraceError::NotATrace)?;
             let version = u16::from_le_bytes([h[8], h[9]]);
             if version > SCHEMA_VERSION {
-                return Err(TraceError::Decode { index: 0, source: DecodeError::TooNew(version) });
+                return Err(TraceError::Decode {
+                    index: 0,
+                    source: DecodeError::TooNew(version),
+                });
             }
         }
-        Ok(TraceReader { inp, format, buf: Vec::with_capacity(512), line: String::new(), index: 0, line_no: 0 })
+        Ok(TraceReader {
+            inp,
+            format,
+            buf: Vec::with_capacity(512),
+            line: String::new(),
+            index: 0,
+            line_no: 0,
+        })
     }
 
     pub fn format(&self) -> TraceFormat {
@@ -145,7 +169,12 @@ impl<R: BufRead> TraceReader<R> {
                 match jsonl::from_line(&self.line) {
                     Ok(Some(x)) => return Ok(Some(x)),
                     Ok(None) => continue,
-                    Err(source) => return Err(TraceError::Line { line: self.line_no, source }),
+                    Err(source) => {
+                        return Err(TraceError::Line {
+                            line: self.line_no,
+                            source,
+                        })
+                    }
                 }
             },
         }
@@ -163,17 +192,32 @@ impl<R: BufRead> TraceReader<R> {
         self.buf.resize(HEADER_LEN, 0);
         self.inp
             .read_exact(&mut self.buf)
-            .map_err(|_| TraceError::Decode { index, source: DecodeError::Truncated { need: HEADER_LEN, have: 0 } })?;
+            .map_err(|_| TraceError::Decode {
+                index,
+                source: DecodeError::Truncated {
+                    need: HEADER_LEN,
+                    have: 0,
+                },
+            })?;
         let len = u32::from_le_bytes(self.buf[8..12].try_into().expect("header length")) as usize;
         if len > MAX_PAYLOAD {
-            return Err(TraceError::Decode { index, source: DecodeError::TooLarge(len) });
+            return Err(TraceError::Decode {
+                index,
+                source: DecodeError::TooLarge(len),
+            });
         }
         self.buf.resize(HEADER_LEN + len + TRAILER_LEN, 0);
-        self.inp.read_exact(&mut self.buf[HEADER_LEN..]).map_err(|_| TraceError::Decode {
-            index,
-            source: DecodeError::Truncated { need: HEADER_LEN + len + TRAILER_LEN, have: HEADER_LEN },
-        })?;
-        let (ev, _) = decode_frame(&self.buf).map_err(|source| TraceError::Decode { index, source })?;
+        self.inp
+            .read_exact(&mut self.buf[HEADER_LEN..])
+            .map_err(|_| TraceError::Decode {
+                index,
+                source: DecodeError::Truncated {
+                    need: HEADER_LEN + len + TRAILER_LEN,
+                    have: HEADER_LEN,
+                },
+            })?;
+        let (ev, _) =
+            decode_frame(&self.buf).map_err(|source| TraceError::Decode { index, source })?;
         Ok(Some((u64::from_le_bytes(seq), ev)))
     }
 }
@@ -190,7 +234,12 @@ fn read_exact_or_eof<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<bool> {
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
             Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated trace record")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "truncated trace record",
+                ))
+            }
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

@@ -72,7 +72,12 @@ fn bad(msg: impl Into<String>) -> RouteError {
 pub fn json_schema(client: &Map<String, Value>) -> Option<Value> {
     let rf = client.get("response_format")?;
     match rf.get("type").and_then(Value::as_str)? {
-        "json_schema" => Some(rf.get("json_schema").and_then(|j| j.get("schema")).cloned().unwrap_or_else(|| json!({"type": "object"}))),
+        "json_schema" => Some(
+            rf.get("json_schema")
+                .and_then(|j| j.get("schema"))
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object"})),
+        ),
         "json_object" => Some(json!({"type": "object"})),
         _ => None,
     }
@@ -82,7 +87,11 @@ pub fn json_schema(client: &Map<String, Value>) -> Option<Value> {
 fn blocks(content: &Value) -> Result<Vec<Value>, RouteError> {
     match content {
         Value::Null => Ok(Vec::new()),
-        Value::String(s) => Ok(if s.is_empty() { Vec::new() } else { vec![json!({"type": "text", "text": s})] }),
+        Value::String(s) => Ok(if s.is_empty() {
+            Vec::new()
+        } else {
+            vec![json!({"type": "text", "text": s})]
+        }),
         Value::Array(parts) => {
             let mut out = Vec::with_capacity(parts.len());
             for p in parts {
@@ -103,7 +112,11 @@ fn blocks(content: &Value) -> Result<Vec<Value>, RouteError> {
                             .ok_or_else(|| bad("image_url part without a url"))?;
                         out.push(image_block(url)?);
                     }
-                    other => return Err(bad(format!("content part type `{other}` is not supported for Anthropic models"))),
+                    other => {
+                        return Err(bad(format!(
+                            "content part type `{other}` is not supported for Anthropic models"
+                        )))
+                    }
                 }
             }
             Ok(out)
@@ -114,21 +127,19 @@ fn blocks(content: &Value) -> Result<Vec<Value>, RouteError> {
 
 fn image_block(url: &str) -> Result<Value, RouteError> {
     if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) = rest.split_once(',').ok_or_else(|| bad("malformed data: URL in image_url"))?;
-        let media_type = meta.strip_suffix(";base64").ok_or_else(|| bad("image data: URLs must be base64"))?;
-        Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}))
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or_else(|| bad("malformed data: URL in image_url"))?;
+        let media_type = meta
+            .strip_suffix(";base64")
+            .ok_or_else(|| bad("image data: URLs must be base64"))?;
+        Ok(
+            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}),
+        )
     } else if url.starts_with("http://") || url.starts_with("https://") {
         Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
     } else {
         Err(bad("image_url must be a data: URL or an http(s) URL"))
-    }
-}
-
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
-        _ => String::new(),
     }
 }
 
@@ -145,7 +156,12 @@ fn push_turn(turns: &mut Vec<(String, Vec<Value>)>, role: &str, content: Vec<Val
 }
 
 /// Builds the Messages API body from an OpenAI chat body.
-pub fn request(dep: &Deployment, client: &Map<String, Value>, stream: bool, drop_params: bool) -> Result<Value, RouteError> {
+pub fn request(
+    dep: &Deployment,
+    client: &Map<String, Value>,
+    stream: bool,
+    drop_params: bool,
+) -> Result<Value, RouteError> {
     let mut unsupported: Vec<String> = Vec::new();
     for (k, v) in client {
         if UNSUPPORTED.contains(&k.as_str()) || (k == "n" && v.as_u64().is_some_and(|n| n > 1)) {
@@ -159,11 +175,17 @@ pub fn request(dep: &Deployment, client: &Map<String, Value>, stream: bool, drop
         ))
         .with_param(&unsupported[0]));
     }
-    let messages = client.get("messages").and_then(Value::as_array).ok_or_else(|| bad("`messages` is required").with_param("messages"))?;
+    let messages = client
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("`messages` is required").with_param("messages"))?;
     let mut system: Vec<Value> = Vec::new();
     let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| bad(format!("messages[{i}] has no role")).with_param("messages"))?;
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("messages[{i}] has no role")).with_param("messages"))?;
         let content = m.get("content").unwrap_or(&Value::Null);
         match role {
             "system" | "developer" => system.extend(blocks(content)?),
@@ -177,7 +199,11 @@ pub fn request(dep: &Deployment, client: &Map<String, Value>, stream: bool, drop
                         let input: Value = if args.trim().is_empty() {
                             json!({})
                         } else {
-                            serde_json::from_str(args).map_err(|_| bad(format!("messages[{i}].tool_calls: arguments are not valid JSON")))?
+                            serde_json::from_str(args).map_err(|_| {
+                                bad(format!(
+                                    "messages[{i}].tool_calls: arguments are not valid JSON"
+                                ))
+                            })?
                         };
                         c.push(json!({
                             "type": "tool_use",
@@ -190,21 +216,38 @@ pub fn request(dep: &Deployment, client: &Map<String, Value>, stream: bool, drop
                 push_turn(&mut turns, "assistant", c);
             }
             "tool" | "function" => {
-                let id = m.get("tool_call_id").or_else(|| m.get("name")).and_then(Value::as_str).unwrap_or("");
+                let id = m
+                    .get("tool_call_id")
+                    .or_else(|| m.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 let inner = match content {
                     Value::String(s) => Value::String(s.clone()),
                     other => Value::Array(blocks(other)?),
                 };
-                push_turn(&mut turns, "user", vec![json!({"type": "tool_result", "tool_use_id": id, "content": inner})]);
+                push_turn(
+                    &mut turns,
+                    "user",
+                    vec![json!({"type": "tool_result", "tool_use_id": id, "content": inner})],
+                );
             }
-            other => return Err(bad(format!("messages[{i}]: unknown role `{other}`")).with_param("messages")),
+            other => {
+                return Err(
+                    bad(format!("messages[{i}]: unknown role `{other}`")).with_param("messages")
+                )
+            }
         }
     }
     if turns.first().is_some_and(|(r, _)| r == "assistant") {
-        turns.insert(0, ("user".into(), vec![json!({"type": "text", "text": "."})]));
+        turns.insert(
+            0,
+            ("user".into(), vec![json!({"type": "text", "text": "."})]),
+        );
     }
     if turns.is_empty() {
-        return Err(bad("at least one user or assistant message is required").with_param("messages"));
+        return Err(
+            bad("at least one user or assistant message is required").with_param("messages")
+        );
     }
     let mut out = Map::new();
     out.insert("model".into(), Value::String(dep.upstream_model.clone()));
@@ -217,14 +260,22 @@ pub fn request(dep: &Deployment, client: &Map<String, Value>, stream: bool, drop
     out.insert("max_tokens".into(), json!(max_tokens));
     out.insert(
         "messages".into(),
-        Value::Array(turns.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect()),
+        Value::Array(
+            turns
+                .into_iter()
+                .map(|(role, content)| json!({"role": role, "content": content}))
+                .collect(),
+        ),
     );
     if !system.is_empty() {
         let has_cache = system.iter().any(|b| b.get("cache_control").is_some());
         if has_cache {
             out.insert("system".into(), Value::Array(system));
         } else {
-            let joined: Vec<&str> = system.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect();
+            let joined: Vec<&str> = system
+                .iter()
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect();
             out.insert("system".into(), Value::String(joined.join("\n")));
         }
     }
@@ -248,7 +299,9 @@ pub fn request(dep: &Deployment, client: &Map<String, Value>, stream: bool, drop
     let mut tools: Vec<Value> = Vec::new();
     if let Some(ts) = client.get("tools").and_then(Value::as_array) {
         for t in ts {
-            let f = t.get("function").ok_or_else(|| bad("only `function` tools are supported for Anthropic models").with_param("tools"))?;
+            let f = t.get("function").ok_or_else(|| {
+                bad("only `function` tools are supported for Anthropic models").with_param("tools")
+            })?;
             let mut tool = json!({
                 "name": f.get("name").and_then(Value::as_str).unwrap_or(""),
                 "input_schema": f.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}})),
@@ -268,13 +321,23 @@ pub fn request(dep: &Deployment, client: &Map<String, Value>, stream: bool, drop
             "auto" => Some(json!({"type": "auto"})),
             "required" | "any" => Some(json!({"type": "any"})),
             "none" => Some(json!({"type": "none"})),
-            other => return Err(bad(format!("unknown tool_choice `{other}`")).with_param("tool_choice")),
+            other => {
+                return Err(bad(format!("unknown tool_choice `{other}`")).with_param("tool_choice"))
+            }
         },
         Some(v) => {
-            let name = v.get("function").and_then(|f| f.get("name")).and_then(Value::as_str);
+            let name = v
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str);
             match name {
                 Some(n) => Some(json!({"type": "tool", "name": n})),
-                None => return Err(bad("tool_choice must be auto, required, none or a named function").with_param("tool_choice")),
+                None => {
+                    return Err(
+                        bad("tool_choice must be auto, required, none or a named function")
+                            .with_param("tool_choice"),
+                    )
+                }
             }
         }
     };
@@ -297,7 +360,10 @@ pub fn request(dep: &Deployment, client: &Map<String, Value>, stream: bool, drop
     }
     // Deployment-level parameters (defaults) and other Anthropic parameters pass through.
     for (k, v) in client {
-        if !HANDLED.contains(&k.as_str()) && !UNSUPPORTED.contains(&k.as_str()) && !PROXY_ONLY_PARAMS.contains(&k.as_str()) {
+        if !HANDLED.contains(&k.as_str())
+            && !UNSUPPORTED.contains(&k.as_str())
+            && !PROXY_ONLY_PARAMS.contains(&k.as_str())
+        {
             out.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
@@ -322,7 +388,12 @@ fn usage_of(u: &Value) -> Usage {
     let input = n("input_tokens");
     let read = n("cache_read_input_tokens");
     let creation = n("cache_creation_input_tokens");
-    Usage { prompt_tokens: input + read + creation, completion_tokens: n("output_tokens"), cache_read_tokens: read, cache_creation_tokens: creation }
+    Usage {
+        prompt_tokens: input + read + creation,
+        completion_tokens: n("output_tokens"),
+        cache_read_tokens: read,
+        cache_creation_tokens: creation,
+    }
 }
 
 fn usage_json(u: &Usage) -> Value {
@@ -346,7 +417,10 @@ fn chat_id(id: &str) -> String {
 
 /// A Messages API response as an OpenAI chat completion.
 pub fn response(v: &Value, created: u64) -> Result<(Value, Usage), String> {
-    let content = v.get("content").and_then(Value::as_array).ok_or("Anthropic response has no `content`")?;
+    let content = v
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or("Anthropic response has no `content`")?;
     let mut text = String::new();
     let mut thinking = String::new();
     let mut tool_calls: Vec<Value> = Vec::new();
@@ -354,7 +428,9 @@ pub fn response(v: &Value, created: u64) -> Result<(Value, Usage), String> {
     for b in content {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
-            Some("thinking") => thinking.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or("")),
+            Some("thinking") => {
+                thinking.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or(""))
+            }
             Some("tool_use") => {
                 let name = b.get("name").and_then(Value::as_str).unwrap_or("");
                 let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
@@ -371,7 +447,10 @@ pub fn response(v: &Value, created: u64) -> Result<(Value, Usage), String> {
             _ => {}
         }
     }
-    let stop = v.get("stop_reason").and_then(Value::as_str).unwrap_or("end_turn");
+    let stop = v
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .unwrap_or("end_turn");
     let mut finish = finish_reason(stop);
     let content_value = if let Some(j) = &json_answer {
         finish = "stop";
@@ -449,13 +528,23 @@ impl StreamState {
     }
 
     pub fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<StreamOut>) {
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return };
-        let ty = v.get("type").and_then(Value::as_str).or(ev.event.as_deref()).unwrap_or("");
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        let ty = v
+            .get("type")
+            .and_then(Value::as_str)
+            .or(ev.event.as_deref())
+            .unwrap_or("");
         match ty {
             "message_start" => {
                 let m = v.get("message").unwrap_or(&Value::Null);
                 self.id = chat_id(m.get("id").and_then(Value::as_str).unwrap_or(""));
-                self.model = m.get("model").and_then(Value::as_str).unwrap_or("").to_string();
+                self.model = m
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 if let Some(u) = m.get("usage") {
                     let u = usage_of(u);
                     self.usage.prompt_tokens = u.prompt_tokens;
@@ -464,7 +553,9 @@ impl StreamState {
                     self.usage.completion_tokens = u.completion_tokens;
                     self.saw_usage = true;
                 }
-                out.push(StreamOut::Chunk(self.chunk(json!({"role": "assistant", "content": ""}), None)));
+                out.push(StreamOut::Chunk(
+                    self.chunk(json!({"role": "assistant", "content": ""}), None),
+                ));
             }
             "content_block_start" => {
                 let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
@@ -502,7 +593,9 @@ impl StreamState {
                     Some("thinking_delta") => {
                         let t = d.get("thinking").and_then(Value::as_str).unwrap_or("");
                         self.content_chars += t.len();
-                        out.push(StreamOut::Chunk(self.chunk(json!({"reasoning_content": t}), None)));
+                        out.push(StreamOut::Chunk(
+                            self.chunk(json!({"reasoning_content": t}), None),
+                        ));
                     }
                     Some("input_json_delta") => {
                         let p = d.get("partial_json").and_then(Value::as_str).unwrap_or("");
@@ -518,8 +611,16 @@ impl StreamState {
                 }
             }
             "message_delta" => {
-                if let Some(s) = v.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str) {
-                    let f = if self.json_block.is_some() { "stop" } else { finish_reason(s) };
+                if let Some(s) = v
+                    .get("delta")
+                    .and_then(|d| d.get("stop_reason"))
+                    .and_then(Value::as_str)
+                {
+                    let f = if self.json_block.is_some() {
+                        "stop"
+                    } else {
+                        finish_reason(s)
+                    };
                     self.finish = Some(f);
                 }
                 if let Some(u) = v.get("usage") {
@@ -529,8 +630,14 @@ impl StreamState {
                     }
                     // Newer API versions repeat the input counts here.
                     if let Some(i) = u.get("input_tokens").and_then(Value::as_u64) {
-                        let read = u.get("cache_read_input_tokens").and_then(Value::as_u64).unwrap_or(self.usage.cache_read_tokens);
-                        let creation = u.get("cache_creation_input_tokens").and_then(Value::as_u64).unwrap_or(self.usage.cache_creation_tokens);
+                        let read = u
+                            .get("cache_read_input_tokens")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(self.usage.cache_read_tokens);
+                        let creation = u
+                            .get("cache_creation_input_tokens")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(self.usage.cache_creation_tokens);
                         self.usage.prompt_tokens = i + read + creation;
                         self.usage.cache_read_tokens = read;
                         self.usage.cache_creation_tokens = creation;
@@ -552,7 +659,11 @@ impl StreamState {
                 out.push(StreamOut::Done);
             }
             "error" => {
-                let etype = v.get("error").and_then(|e| e.get("type")).and_then(Value::as_str).unwrap_or("api_error");
+                let etype = v
+                    .get("error")
+                    .and_then(|e| e.get("type"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("api_error");
                 let status = match etype {
                     "overloaded_error" => 529,
                     "rate_limit_error" => 429,
@@ -562,7 +673,10 @@ impl StreamState {
                     "not_found_error" => 404,
                     _ => 500,
                 };
-                out.push(StreamOut::Error { status, body: ev.data.clone().into_bytes() });
+                out.push(StreamOut::Error {
+                    status,
+                    body: ev.data.clone().into_bytes(),
+                });
             }
             _ => {} // ping, content_block_stop
         }

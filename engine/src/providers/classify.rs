@@ -31,8 +31,14 @@ pub const CONTEXT_WINDOW_PATTERNS: &[&str] = &[
     "please reduce the length",
 ];
 
-pub const CONTENT_POLICY_PATTERNS: &[&str] =
-    &["content_policy_violation", "content management policy", "content_filter", "safety system", "violates our usage policy", "flagged by"];
+pub const CONTENT_POLICY_PATTERNS: &[&str] = &[
+    "content_policy_violation",
+    "content management policy",
+    "content_filter",
+    "safety system",
+    "violates our usage policy",
+    "flagged by",
+];
 
 /// Replaces things that look like credentials (`sk-...`, `Bearer ...`, `key=...`) with `***`.
 pub fn redact(s: &str) -> String {
@@ -78,14 +84,27 @@ pub fn error_message(body: &[u8]) -> String {
             let pick = |v: &serde_json::Value| -> Option<String> {
                 match v {
                     serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Object(o) => o.get("message").and_then(|m| m.as_str()).map(str::to_string),
+                    serde_json::Value::Object(o) => o
+                        .get("message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string),
                     _ => None,
                 }
             };
             v.get("error")
                 .and_then(pick)
-                .or_else(|| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
-                .or_else(|| v.get("detail").map(|d| d.as_str().map(str::to_string).unwrap_or_else(|| d.to_string())))
+                .or_else(|| {
+                    v.get("message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                })
+                .or_else(|| {
+                    v.get("detail").map(|d| {
+                        d.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| d.to_string())
+                    })
+                })
                 .unwrap_or_else(|| text.to_string())
         }
         Err(_) => text.to_string(),
@@ -102,11 +121,17 @@ pub fn error_message(body: &[u8]) -> String {
 fn error_type(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let e = v.get("error")?;
-    e.get("type").or_else(|| e.get("code")).and_then(|t| t.as_str()).map(str::to_string)
+    e.get("type")
+        .or_else(|| e.get("code"))
+        .and_then(|t| t.as_str())
+        .map(str::to_string)
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// `Retry-After` in seconds (or an HTTP date, treated as unknown), or `retry-after-ms`.
@@ -115,7 +140,11 @@ pub fn retry_after_ms(headers: &[(String, String)]) -> Option<u64> {
         return Some(ms.max(0.0) as u64);
     }
     let v = header(headers, "retry-after")?;
-    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s * 1000.0) as u64)
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| (s * 1000.0) as u64)
 }
 
 /// OpenAI's reset durations: `1s`, `6m0s`, `20ms`, `1h2m3.5s`.
@@ -157,10 +186,14 @@ pub fn parse_reset(v: &str) -> Option<u64> {
 pub fn rate_limit_info(headers: &[(String, String)]) -> RateLimitInfo {
     let num = |n: &str| header(headers, n).and_then(|v| v.trim().parse::<u64>().ok());
     RateLimitInfo {
-        limit_requests: num("x-ratelimit-limit-requests").or_else(|| num("anthropic-ratelimit-requests-limit")),
-        remaining_requests: num("x-ratelimit-remaining-requests").or_else(|| num("anthropic-ratelimit-requests-remaining")),
-        limit_tokens: num("x-ratelimit-limit-tokens").or_else(|| num("anthropic-ratelimit-tokens-limit")),
-        remaining_tokens: num("x-ratelimit-remaining-tokens").or_else(|| num("anthropic-ratelimit-tokens-remaining")),
+        limit_requests: num("x-ratelimit-limit-requests")
+            .or_else(|| num("anthropic-ratelimit-requests-limit")),
+        remaining_requests: num("x-ratelimit-remaining-requests")
+            .or_else(|| num("anthropic-ratelimit-requests-remaining")),
+        limit_tokens: num("x-ratelimit-limit-tokens")
+            .or_else(|| num("anthropic-ratelimit-tokens-limit")),
+        remaining_tokens: num("x-ratelimit-remaining-tokens")
+            .or_else(|| num("anthropic-ratelimit-tokens-remaining")),
         reset_requests_ms: header(headers, "x-ratelimit-reset-requests").and_then(parse_reset),
         reset_tokens_ms: header(headers, "x-ratelimit-reset-tokens").and_then(parse_reset),
     }
@@ -171,8 +204,10 @@ pub fn classify(status: u16, headers: &[(String, String)], body: &[u8]) -> Class
     let message = error_message(body);
     let lower = message.to_ascii_lowercase();
     let etype = error_type(body).unwrap_or_default().to_ascii_lowercase();
-    let is_cw = etype == "context_length_exceeded" || CONTEXT_WINDOW_PATTERNS.iter().any(|p| lower.contains(p));
-    let is_cp = etype == "content_policy_violation" || CONTENT_POLICY_PATTERNS.iter().any(|p| lower.contains(p));
+    let is_cw = etype == "context_length_exceeded"
+        || CONTEXT_WINDOW_PATTERNS.iter().any(|p| lower.contains(p));
+    let is_cp = etype == "content_policy_violation"
+        || CONTENT_POLICY_PATTERNS.iter().any(|p| lower.contains(p));
     let class = match status {
         429 => {
             if etype == "overloaded_error" {
@@ -187,7 +222,9 @@ pub fn classify(status: u16, headers: &[(String, String)], body: &[u8]) -> Class
         404 => OutcomeClass::NotFound,
         400 | 413 | 422 if is_cw => OutcomeClass::ContextWindowExceeded,
         400 | 422 if is_cp => OutcomeClass::ContentPolicy,
-        503 if lower.contains("overloaded") || etype == "overloaded_error" => OutcomeClass::Overloaded,
+        503 if lower.contains("overloaded") || etype == "overloaded_error" => {
+            OutcomeClass::Overloaded
+        }
         500..=599 => {
             if etype == "overloaded_error" {
                 OutcomeClass::Overloaded
@@ -200,7 +237,12 @@ pub fn classify(status: u16, headers: &[(String, String)], body: &[u8]) -> Class
         }
         _ => OutcomeClass::BadRequest,
     };
-    Classified { class, retry_after_ms: retry_after_ms(headers), rate_limit: rate_limit_info(headers), message }
+    Classified {
+        class,
+        retry_after_ms: retry_after_ms(headers),
+        rate_limit: rate_limit_info(headers),
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -208,30 +250,64 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn classes() {
-        let c = classify(429, &h(&[("Retry-After", "2"), ("x-ratelimit-remaining-requests", "0"), ("x-ratelimit-reset-tokens", "6m0s")]), b"{}");
+        let c = classify(
+            429,
+            &h(&[
+                ("Retry-After", "2"),
+                ("x-ratelimit-remaining-requests", "0"),
+                ("x-ratelimit-reset-tokens", "6m0s"),
+            ]),
+            b"{}",
+        );
         assert_eq!(c.class, OutcomeClass::RateLimited);
         assert_eq!(c.retry_after_ms, Some(2000));
         assert_eq!(c.rate_limit.remaining_requests, Some(0));
         assert_eq!(c.rate_limit.reset_tokens_ms, Some(360_000));
         let body = br#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, you requested 9000 tokens","type":"invalid_request_error","code":"context_length_exceeded"}}"#;
-        assert_eq!(classify(400, &[], body).class, OutcomeClass::ContextWindowExceeded);
+        assert_eq!(
+            classify(400, &[], body).class,
+            OutcomeClass::ContextWindowExceeded
+        );
         let body = br#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#;
-        assert_eq!(classify(400, &[], body).class, OutcomeClass::ContextWindowExceeded);
+        assert_eq!(
+            classify(400, &[], body).class,
+            OutcomeClass::ContextWindowExceeded
+        );
         let body = br#"{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens in the messages","type":"BadRequestError","code":400}"#;
-        assert_eq!(classify(400, &[], body).class, OutcomeClass::ContextWindowExceeded);
+        assert_eq!(
+            classify(400, &[], body).class,
+            OutcomeClass::ContextWindowExceeded
+        );
         assert_eq!(classify(400, &[], b"{\"error\":{\"message\":\"the request exceeds the available context size, try increasing it\"}}").class, OutcomeClass::ContextWindowExceeded);
-        assert_eq!(classify(400, &[], b"{\"error\":{\"message\":\"bad temperature\"}}").class, OutcomeClass::BadRequest);
-        assert_eq!(classify(400, &[], b"{\"error\":{\"code\":\"content_policy_violation\",\"message\":\"no\"}}").class, OutcomeClass::ContentPolicy);
+        assert_eq!(
+            classify(400, &[], b"{\"error\":{\"message\":\"bad temperature\"}}").class,
+            OutcomeClass::BadRequest
+        );
+        assert_eq!(
+            classify(
+                400,
+                &[],
+                b"{\"error\":{\"code\":\"content_policy_violation\",\"message\":\"no\"}}"
+            )
+            .class,
+            OutcomeClass::ContentPolicy
+        );
         assert_eq!(classify(529, &[], b"{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}").class, OutcomeClass::Overloaded);
         assert_eq!(classify(401, &[], b"").class, OutcomeClass::AuthError);
         assert_eq!(classify(403, &[], b"").class, OutcomeClass::AuthError);
         assert_eq!(classify(404, &[], b"").class, OutcomeClass::NotFound);
-        assert_eq!(classify(502, &[], b"bad gateway").class, OutcomeClass::ServerError);
+        assert_eq!(
+            classify(502, &[], b"bad gateway").class,
+            OutcomeClass::ServerError
+        );
         assert_eq!(classify(418, &[], b"").class, OutcomeClass::BadRequest);
     }
 

@@ -69,7 +69,14 @@ pub fn build_request(
     let key = dep.api_key.value();
     match dep.protocol {
         Protocol::Openai => {
-            let body = openai::body(dep, endpoint, client, stream, drop_params, is_official_openai(dep))?;
+            let body = openai::body(
+                dep,
+                endpoint,
+                client,
+                stream,
+                drop_params,
+                is_official_openai(dep),
+            )?;
             let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
             if let Some(k) = key {
                 headers.push(("authorization".to_string(), format!("Bearer {k}")));
@@ -85,13 +92,19 @@ pub fn build_request(
                 return Err(RouteError::new(
                     400,
                     "invalid_request_error",
-                    format!("{} is an Anthropic model: only chat completions are supported", dep.upstream_model),
+                    format!(
+                        "{} is an Anthropic model: only chat completions are supported",
+                        dep.upstream_model
+                    ),
                 ));
             }
             let body = anthropic::request(dep, client, stream, drop_params)?;
             let mut headers = vec![
                 ("content-type".to_string(), "application/json".to_string()),
-                ("anthropic-version".to_string(), anthropic::API_VERSION.to_string()),
+                (
+                    "anthropic-version".to_string(),
+                    anthropic::API_VERSION.to_string(),
+                ),
             ];
             if let Some(k) = key {
                 headers.push(("x-api-key".to_string(), k.to_string()));
@@ -115,12 +128,19 @@ pub struct Parsed {
 
 /// Translates a successful response body. `created` is the Unix time for translated responses.
 pub fn parse_response(dep: &Deployment, body: &[u8], created: u64) -> Result<Parsed, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("upstream sent invalid JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("upstream sent invalid JSON: {e}"))?;
     match dep.protocol {
-        Protocol::Openai => Ok(Parsed { body: None, usage: openai::usage(&v).unwrap_or_default() }),
+        Protocol::Openai => Ok(Parsed {
+            body: None,
+            usage: openai::usage(&v).unwrap_or_default(),
+        }),
         Protocol::Anthropic => {
             let (out, usage) = anthropic::response(&v, created)?;
-            Ok(Parsed { body: Some(serde_json::to_vec(&out).expect("JSON values serialize")), usage })
+            Ok(Parsed {
+                body: Some(serde_json::to_vec(&out).expect("JSON values serialize")),
+                usage,
+            })
         }
     }
 }
@@ -140,22 +160,33 @@ pub enum StreamOut {
 
 /// Per-stream translation state.
 pub enum StreamTranslator {
-    Openai { usage: Option<Usage>, content_chars: usize },
+    Openai {
+        usage: Option<Usage>,
+        content_chars: usize,
+    },
     Anthropic(Box<anthropic::StreamState>),
 }
 
 impl StreamTranslator {
     pub fn new(dep: &Deployment, created: u64, json_mode: bool) -> StreamTranslator {
         match dep.protocol {
-            Protocol::Openai => StreamTranslator::Openai { usage: None, content_chars: 0 },
-            Protocol::Anthropic => StreamTranslator::Anthropic(Box::new(anthropic::StreamState::new(created, json_mode))),
+            Protocol::Openai => StreamTranslator::Openai {
+                usage: None,
+                content_chars: 0,
+            },
+            Protocol::Anthropic => StreamTranslator::Anthropic(Box::new(
+                anthropic::StreamState::new(created, json_mode),
+            )),
         }
     }
 
     /// Feeds one SSE event from upstream.
     pub fn on_event(&mut self, ev: &sse::SseEvent, out: &mut Vec<StreamOut>) {
         match self {
-            StreamTranslator::Openai { usage, content_chars } => {
+            StreamTranslator::Openai {
+                usage,
+                content_chars,
+            } => {
                 if ev.data == "[DONE]" {
                     out.push(StreamOut::Done);
                     return;
@@ -166,7 +197,12 @@ impl StreamTranslator {
                 let info = openai::chunk_info(&ev.data);
                 *content_chars += info.content_chars;
                 if let Some(e) = info.error {
-                    out.push(StreamOut::Error { status: 500, body: serde_json::json!({"error": {"message": e}}).to_string().into_bytes() });
+                    out.push(StreamOut::Error {
+                        status: 500,
+                        body: serde_json::json!({"error": {"message": e}})
+                            .to_string()
+                            .into_bytes(),
+                    });
                     return;
                 }
                 if let Some(u) = info.usage {

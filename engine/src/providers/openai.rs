@@ -72,7 +72,8 @@ pub fn body(
         if PROXY_ONLY_PARAMS.contains(&k.as_str()) {
             continue;
         }
-        if strict_params && endpoint == Endpoint::Chat && !OPENAI_CHAT_PARAMS.contains(&k.as_str()) {
+        if strict_params && endpoint == Endpoint::Chat && !OPENAI_CHAT_PARAMS.contains(&k.as_str())
+        {
             if drop_params {
                 continue;
             }
@@ -98,7 +99,9 @@ pub fn body(
     }
     out.insert("model".into(), Value::String(dep.upstream_model.clone()));
     if stream && endpoint != Endpoint::Embedding {
-        let so = out.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+        let so = out
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = so {
             m.insert("include_usage".into(), Value::Bool(true));
         } else {
@@ -115,10 +118,27 @@ pub fn usage(v: &Value) -> Option<Usage> {
         return None;
     }
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let cached = u.get("prompt_tokens_details").and_then(|d| d.get("cached_tokens")).and_then(Value::as_u64).unwrap_or(0);
-    let prompt = if u.get("prompt_tokens").is_some() { n("prompt_tokens") } else { n("input_tokens") };
-    let completion = if u.get("completion_tokens").is_some() { n("completion_tokens") } else { n("output_tokens") };
-    Some(Usage { prompt_tokens: prompt, completion_tokens: completion, cache_read_tokens: cached, cache_creation_tokens: 0 })
+    let cached = u
+        .get("prompt_tokens_details")
+        .and_then(|d| d.get("cached_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let prompt = if u.get("prompt_tokens").is_some() {
+        n("prompt_tokens")
+    } else {
+        n("input_tokens")
+    };
+    let completion = if u.get("completion_tokens").is_some() {
+        n("completion_tokens")
+    } else {
+        n("output_tokens")
+    };
+    Some(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        cache_read_tokens: cached,
+        cache_creation_tokens: 0,
+    })
 }
 
 /// What one chunk of an OpenAI-compatible stream carries, read without re-encoding it.
@@ -134,9 +154,12 @@ pub struct ChunkInfo {
 }
 
 pub fn chunk_info(data: &str) -> ChunkInfo {
-    let Ok(v) = serde_json::from_str::<Value>(data) else { return ChunkInfo::default() };
+    let Ok(v) = serde_json::from_str::<Value>(data) else {
+        return ChunkInfo::default();
+    };
     let choices = v.get("choices").and_then(Value::as_array);
-    let usage_only = choices.is_none_or(|c| c.is_empty()) && v.get("usage").is_some_and(|u| !u.is_null());
+    let usage_only =
+        choices.is_none_or(|c| c.is_empty()) && v.get("usage").is_some_and(|u| !u.is_null());
     let mut content_chars = 0;
     if let Some(cs) = choices {
         for c in cs {
@@ -152,7 +175,11 @@ pub fn chunk_info(data: &str) -> ChunkInfo {
                 }
                 if let Some(tc) = d.get("tool_calls").and_then(Value::as_array) {
                     for t in tc {
-                        if let Some(a) = t.get("function").and_then(|f| f.get("arguments")).and_then(Value::as_str) {
+                        if let Some(a) = t
+                            .get("function")
+                            .and_then(|f| f.get("arguments"))
+                            .and_then(Value::as_str)
+                        {
                             content_chars += a.len();
                         }
                     }
@@ -163,6 +190,16 @@ pub fn chunk_info(data: &str) -> ChunkInfo {
             }
         }
     }
-    let error = v.get("error").map(|e| e.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| e.to_string()));
-    ChunkInfo { usage: usage(&v), usage_only, content_chars, error }
+    let error = v.get("error").map(|e| {
+        e.get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string())
+    });
+    ChunkInfo {
+        usage: usage(&v),
+        usage_only,
+        content_chars,
+        error,
+    }
 }

@@ -25,7 +25,12 @@ impl Default for SseParser {
 
 impl SseParser {
     pub fn new(max_line: usize) -> SseParser {
-        SseParser { buf: Vec::new(), event: None, data: Vec::new(), max_line }
+        SseParser {
+            buf: Vec::new(),
+            event: None,
+            data: Vec::new(),
+            max_line,
+        }
     }
 
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), String> {
@@ -66,7 +71,10 @@ impl SseParser {
             return;
         }
         let (field, value) = match line.find(':') {
-            Some(i) => (&line[..i], line[i + 1..].strip_prefix(' ').unwrap_or(&line[i + 1..])),
+            Some(i) => (
+                &line[..i],
+                line[i + 1..].strip_prefix(' ').unwrap_or(&line[i + 1..]),
+            ),
             None => (line, ""),
         };
         match field {
@@ -80,7 +88,10 @@ impl SseParser {
         if self.data.is_empty() && self.event.is_none() {
             return;
         }
-        out.push(SseEvent { event: self.event.take(), data: std::mem::take(&mut self.data).join("\n") });
+        out.push(SseEvent {
+            event: self.event.take(),
+            data: std::mem::take(&mut self.data).join("\n"),
+        });
     }
 }
 
@@ -100,8 +111,14 @@ mod tests {
             assert_eq!(
                 out,
                 vec![
-                    SseEvent { event: Some("message_start".into()), data: "{\"a\":1}".into() },
-                    SseEvent { event: None, data: "[DONE]".into() }
+                    SseEvent {
+                        event: Some("message_start".into()),
+                        data: "{\"a\":1}".into()
+                    },
+                    SseEvent {
+                        event: None,
+                        data: "[DONE]".into()
+                    }
                 ],
                 "split at {split}"
             );

@@ -50,7 +50,9 @@ impl Durability {
     pub fn parse(s: &str, interval_ms: u64) -> Option<Durability> {
         match s {
             "sync" => Some(Durability::Sync),
-            "batched" => Some(Durability::Batched { interval: Duration::from_millis(interval_ms) }),
+            "batched" => Some(Durability::Batched {
+                interval: Duration::from_millis(interval_ms),
+            }),
             _ => None,
         }
     }
@@ -70,7 +72,9 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            durability: Durability::Batched { interval: Duration::from_millis(100) },
+            durability: Durability::Batched {
+                interval: Duration::from_millis(100),
+            },
             max_batch_events: 4096,
             queue_capacity: 65_536,
             cache_bytes: 16 * 1024 * 1024,
@@ -97,8 +101,17 @@ pub struct OpenReport {
 pub type Ack = Box<dyn FnOnce(Result<u64, String>) + Send>;
 
 enum Cmd {
-    Append { first_seq: u64, frames: Vec<u8>, n: usize, ack: Option<Ack> },
-    Snapshot { seq: u64, state_version: u32, bytes: Vec<u8> },
+    Append {
+        first_seq: u64,
+        frames: Vec<u8>,
+        n: usize,
+        ack: Option<Ack>,
+    },
+    Snapshot {
+        seq: u64,
+        state_version: u32,
+        bytes: Vec<u8>,
+    },
     Flush(mpsc::Sender<Result<(), String>>),
     Shutdown,
     /// Test hook: stop now, dropping everything still queued (as a crash would).
@@ -141,7 +154,9 @@ fn key(seq: u64) -> [u8; 8] {
 }
 
 fn seq_of(k: &[u8]) -> Result<u64, StoreError> {
-    let arr: [u8; 8] = k.try_into().map_err(|_| StoreError::Corrupt(format!("key of {} bytes", k.len())))?;
+    let arr: [u8; 8] = k
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("key of {} bytes", k.len())))?;
     Ok(u64::from_be_bytes(arr))
 }
 
@@ -150,11 +165,17 @@ fn seq_of(k: &[u8]) -> Result<u64, StoreError> {
 pub fn check_batch(mut buf: &[u8]) -> Result<u64, DecodeError> {
     let mut n = 0;
     if buf.is_empty() {
-        return Err(DecodeError::Truncated { need: HEADER_LEN, have: 0 });
+        return Err(DecodeError::Truncated {
+            need: HEADER_LEN,
+            have: 0,
+        });
     }
     while !buf.is_empty() {
         if buf.len() < HEADER_LEN {
-            return Err(DecodeError::Truncated { need: HEADER_LEN, have: buf.len() });
+            return Err(DecodeError::Truncated {
+                need: HEADER_LEN,
+                have: buf.len(),
+            });
         }
         let magic: [u8; 4] = buf[0..4].try_into().expect("length checked");
         if magic != MAGIC {
@@ -166,9 +187,16 @@ pub fn check_batch(mut buf: &[u8]) -> Result<u64, DecodeError> {
         }
         let total = HEADER_LEN + len + TRAILER_LEN;
         if buf.len() < total {
-            return Err(DecodeError::Truncated { need: total, have: buf.len() });
+            return Err(DecodeError::Truncated {
+                need: total,
+                have: buf.len(),
+            });
         }
-        let stored = u32::from_le_bytes(buf[HEADER_LEN + len..total].try_into().expect("length checked"));
+        let stored = u32::from_le_bytes(
+            buf[HEADER_LEN + len..total]
+                .try_into()
+                .expect("length checked"),
+        );
         let computed = crc32fast::hash(&buf[4..HEADER_LEN + len]);
         if stored != computed {
             return Err(DecodeError::Crc { stored, computed });
@@ -203,7 +231,10 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None)
             .open()
-            .map_err(|source| StoreError::Open { path: dir.display().to_string(), source })?;
+            .map_err(|source| StoreError::Open {
+                path: dir.display().to_string(),
+                source,
+            })?;
         let events = db.open_tree("events")?;
         let meta = db.open_tree("meta")?;
         let quarantine = db.open_tree("quarantine")?;
@@ -234,7 +265,10 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         let store = Store {
             shared,
-            producer: Mutex::new(Producer { next_seq, tx: Some(tx) }),
+            producer: Mutex::new(Producer {
+                next_seq,
+                tx: Some(tx),
+            }),
             writer: Mutex::new(Some(writer)),
             opts,
             path: dir.to_path_buf(),
@@ -262,7 +296,12 @@ impl Store {
     }
 
     /// Queues already framed events (`n` frames in `frames`).
-    pub fn append_frames(&self, frames: Vec<u8>, n: usize, ack: Option<Ack>) -> Result<u64, StoreError> {
+    pub fn append_frames(
+        &self,
+        frames: Vec<u8>,
+        n: usize,
+        ack: Option<Ack>,
+    ) -> Result<u64, StoreError> {
         if n == 0 {
             let last = self.last_seq();
             if let Some(a) = ack {
@@ -274,7 +313,13 @@ impl Store {
         let tx = p.tx.as_ref().ok_or(StoreError::Closed)?;
         let first_seq = p.next_seq;
         self.shared.queued.fetch_add(n, Ordering::AcqRel);
-        tx.send(Cmd::Append { first_seq, frames, n, ack }).map_err(|_| StoreError::Closed)?;
+        tx.send(Cmd::Append {
+            first_seq,
+            frames,
+            n,
+            ack,
+        })
+        .map_err(|_| StoreError::Closed)?;
         p.next_seq += n as u64;
         Ok(first_seq + n as u64 - 1)
     }
@@ -283,12 +328,18 @@ impl Store {
     pub fn append_wait(&self, evs: &[Event]) -> Result<u64, StoreError> {
         let (tx, rx) = mpsc::channel();
         self.append(evs, Some(Box::new(move |r| drop(tx.send(r)))))?;
-        rx.recv().map_err(|_| StoreError::Closed)?.map_err(StoreError::Corrupt)
+        rx.recv()
+            .map_err(|_| StoreError::Closed)?
+            .map_err(StoreError::Corrupt)
     }
 
     /// Sequence number of the last event handed to `append`.
     pub fn last_seq(&self) -> u64 {
-        self.producer.lock().unwrap_or_else(|e| e.into_inner()).next_seq - 1
+        self.producer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_seq
+            - 1
     }
 
     pub fn written_seq(&self) -> u64 {
@@ -313,12 +364,19 @@ impl Store {
 
     /// (batches written, flushes) since open.
     pub fn counters(&self) -> (u64, u64) {
-        (self.shared.batches.load(Ordering::Relaxed), self.shared.flushes.load(Ordering::Relaxed))
+        (
+            self.shared.batches.load(Ordering::Relaxed),
+            self.shared.flushes.load(Ordering::Relaxed),
+        )
     }
 
     /// Called on the writer thread after every batch (so producers waiting for capacity wake).
     pub fn set_drained_hook(&self, f: Arc<dyn Fn() + Send + Sync>) {
-        *self.shared.drained.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+        *self
+            .shared
+            .drained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(f);
     }
 
     /// Waits until everything queued so far is written and flushed.
@@ -326,20 +384,39 @@ impl Store {
         let (tx, rx) = mpsc::channel();
         {
             let p = self.producer.lock().unwrap_or_else(|e| e.into_inner());
-            p.tx.as_ref().ok_or(StoreError::Closed)?.send(Cmd::Flush(tx)).map_err(|_| StoreError::Closed)?;
+            p.tx.as_ref()
+                .ok_or(StoreError::Closed)?
+                .send(Cmd::Flush(tx))
+                .map_err(|_| StoreError::Closed)?;
         }
-        rx.recv().map_err(|_| StoreError::Closed)?.map_err(StoreError::Corrupt)
+        rx.recv()
+            .map_err(|_| StoreError::Closed)?
+            .map_err(StoreError::Corrupt)
     }
 
     /// Queues a snapshot of derived state as of `seq` (written after the events up to `seq`).
-    pub fn save_snapshot(&self, seq: u64, state_version: u32, bytes: Vec<u8>) -> Result<(), StoreError> {
+    pub fn save_snapshot(
+        &self,
+        seq: u64,
+        state_version: u32,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
         let p = self.producer.lock().unwrap_or_else(|e| e.into_inner());
-        p.tx.as_ref().ok_or(StoreError::Closed)?.send(Cmd::Snapshot { seq, state_version, bytes }).map_err(|_| StoreError::Closed)
+        p.tx.as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Cmd::Snapshot {
+                seq,
+                state_version,
+                bytes,
+            })
+            .map_err(|_| StoreError::Closed)
     }
 
     /// The latest snapshot, if it was written with `state_version`.
     pub fn load_snapshot(&self, state_version: u32) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let Some(v) = self.shared.meta.get(META_SNAPSHOT)? else { return Ok(None) };
+        let Some(v) = self.shared.meta.get(META_SNAPSHOT)? else {
+            return Ok(None);
+        };
         if v.len() < 12 {
             return Ok(None);
         }
@@ -352,8 +429,11 @@ impl Store {
     }
 
     pub fn snapshot_seq(&self) -> Result<Option<u64>, StoreError> {
-        let Some(v) = self.shared.meta.get(META_SNAPSHOT)? else { return Ok(None) };
-        Ok((v.len() >= 12).then(|| u64::from_le_bytes(v[4..12].try_into().expect("length checked"))))
+        let Some(v) = self.shared.meta.get(META_SNAPSHOT)? else {
+            return Ok(None);
+        };
+        Ok((v.len() >= 12)
+            .then(|| u64::from_le_bytes(v[4..12].try_into().expect("length checked"))))
     }
 
     /// Iterates stored events with `seq >= from` in order (only what the writer has written).
@@ -366,7 +446,10 @@ impl Store {
     }
 
     /// Iterates stored frames with `seq >= from`, undecoded.
-    pub fn scan_frames(&self, from: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
+    pub fn scan_frames(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
         // Start at the batch containing `from`.
         let start = match self.shared.events.range(..=key(from)).next_back() {
             Some(Ok((k, _))) => seq_of(&k).unwrap_or(0),
@@ -401,7 +484,9 @@ impl Store {
 
     pub fn exported_through(&self) -> Result<u64, StoreError> {
         Ok(match self.shared.meta.get(META_EXPORTED)? {
-            Some(v) if v.len() == 8 => u64::from_le_bytes(v[..].try_into().expect("length checked")),
+            Some(v) if v.len() == 8 => {
+                u64::from_le_bytes(v[..].try_into().expect("length checked"))
+            }
             _ => 0,
         })
     }
@@ -419,7 +504,11 @@ impl Store {
             if last > max_seq {
                 break;
             }
-            let newest = frames(&v).filter_map(|f| events::decode_frame(f).ok()).map(|(e, _)| e.at().0).max().unwrap_or(u64::MAX);
+            let newest = frames(&v)
+                .filter_map(|f| events::decode_frame(f).ok())
+                .map(|(e, _)| e.at().0)
+                .max()
+                .unwrap_or(u64::MAX);
             if newest >= before_us {
                 break;
             }
@@ -431,13 +520,23 @@ impl Store {
         Ok(removed)
     }
 
+    /// Values held in quarantine (corrupt tails found at earlier opens).
+    pub fn quarantined(&self) -> u64 {
+        self.shared.quarantine.len() as u64
+    }
+
     pub fn size_on_disk(&self) -> u64 {
         self.shared.db.size_on_disk().unwrap_or(0)
     }
 
     /// Drains the queue, flushes, and stops the writer.
     pub fn close(&self) -> Result<(), StoreError> {
-        let tx = self.producer.lock().unwrap_or_else(|e| e.into_inner()).tx.take();
+        let tx = self
+            .producer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tx
+            .take();
         if let Some(tx) = tx {
             let _ = tx.send(Cmd::Shutdown);
         }
@@ -475,7 +574,10 @@ impl Drop for Store {
 }
 
 fn verify(events: &sled::Tree, quarantine: &sled::Tree) -> Result<OpenReport, StoreError> {
-    let mut report = OpenReport { quarantine_total: quarantine.len() as u64, ..OpenReport::default() };
+    let mut report = OpenReport {
+        quarantine_total: quarantine.len() as u64,
+        ..OpenReport::default()
+    };
     let mut expected: Option<u64> = None;
     let mut bad_from: Option<(Vec<u8>, String)> = None;
     for item in events.iter() {
@@ -483,7 +585,10 @@ fn verify(events: &sled::Tree, quarantine: &sled::Tree) -> Result<OpenReport, St
         let first = seq_of(&k)?;
         if let Some(e) = expected {
             if first != e {
-                bad_from = Some((k.to_vec(), format!("gap: expected seq {e}, found a batch starting at {first}")));
+                bad_from = Some((
+                    k.to_vec(),
+                    format!("gap: expected seq {e}, found a batch starting at {first}"),
+                ));
                 break;
             }
         }
@@ -558,9 +663,17 @@ fn writer_loop(shared: Arc<Shared>, opts: StoreOptions, rx: mpsc::Receiver<Cmd>)
             }
             Cmd::Flush(done) => {
                 flush(&shared, &mut dirty, &mut last_flush);
-                let _ = done.send(if shared.failed.load(Ordering::Acquire) { Err("writes failed".into()) } else { Ok(()) });
+                let _ = done.send(if shared.failed.load(Ordering::Acquire) {
+                    Err("writes failed".into())
+                } else {
+                    Ok(())
+                });
             }
-            Cmd::Snapshot { seq, state_version, bytes } => {
+            Cmd::Snapshot {
+                seq,
+                state_version,
+                bytes,
+            } => {
                 let mut v = Vec::with_capacity(12 + bytes.len());
                 v.extend_from_slice(&state_version.to_le_bytes());
                 v.extend_from_slice(&seq.to_le_bytes());
@@ -569,7 +682,12 @@ fn writer_loop(shared: Arc<Shared>, opts: StoreOptions, rx: mpsc::Receiver<Cmd>)
                     dirty = true;
                 }
             }
-            Cmd::Append { first_seq, frames, n, ack } => {
+            Cmd::Append {
+                first_seq,
+                frames,
+                n,
+                ack,
+            } => {
                 // Group commit: everything queued right now goes into one value.
                 buf.clear();
                 buf.extend_from_slice(&frames);
@@ -580,7 +698,12 @@ fn writer_loop(shared: Arc<Shared>, opts: StoreOptions, rx: mpsc::Receiver<Cmd>)
                 }
                 while count < opts.max_batch_events {
                     match rx.try_recv() {
-                        Ok(Cmd::Append { first_seq: f, frames, n, ack }) => {
+                        Ok(Cmd::Append {
+                            first_seq: f,
+                            frames,
+                            n,
+                            ack,
+                        }) => {
                             debug_assert_eq!(f, last + 1);
                             buf.extend_from_slice(&frames);
                             count += n;
@@ -589,7 +712,11 @@ fn writer_loop(shared: Arc<Shared>, opts: StoreOptions, rx: mpsc::Receiver<Cmd>)
                                 acks.push((last, a));
                             }
                         }
-                        Ok(Cmd::Snapshot { seq, state_version, bytes }) => snapshot = Some((seq, state_version, bytes)),
+                        Ok(Cmd::Snapshot {
+                            seq,
+                            state_version,
+                            bytes,
+                        }) => snapshot = Some((seq, state_version, bytes)),
                         Ok(other) => {
                             pending = Some(other);
                             break;
@@ -633,7 +760,11 @@ fn writer_loop(shared: Arc<Shared>, opts: StoreOptions, rx: mpsc::Receiver<Cmd>)
                 for (seq, a) in acks.drain(..) {
                     a(result.clone().map(|_| seq));
                 }
-                let hook = shared.drained.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let hook = shared
+                    .drained
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 if let Some(h) = hook {
                     h();
                 }
@@ -648,7 +779,10 @@ fn flush(shared: &Shared, dirty: &mut bool, last_flush: &mut Instant) {
     }
     match shared.db.flush() {
         Ok(_) => {
-            shared.flushed_seq.store(shared.written_seq.load(Ordering::Acquire), Ordering::Release);
+            shared.flushed_seq.store(
+                shared.written_seq.load(Ordering::Acquire),
+                Ordering::Release,
+            );
             shared.flushes.fetch_add(1, Ordering::Relaxed);
         }
         Err(_) => shared.failed.store(true, Ordering::Release),

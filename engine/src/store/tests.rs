@@ -3,7 +3,12 @@ use crate::events::tests::samples;
 use proptest::prelude::*;
 
 fn opts(durability: Durability) -> StoreOptions {
-    StoreOptions { durability, max_batch_events: 7, queue_capacity: 1000, cache_bytes: 1 << 20 }
+    StoreOptions {
+        durability,
+        max_batch_events: 7,
+        queue_capacity: 1000,
+        cache_bytes: 1 << 20,
+    }
 }
 
 fn event(i: u64) -> Event {
@@ -55,7 +60,10 @@ fn corrupt_tail_is_quarantined_and_reported() {
     let (s, r) = Store::open(dir.path(), opts(Durability::Sync)).unwrap();
     assert_eq!(r.n_events, 10);
     assert_eq!(r.quarantined_values, 2);
-    assert!(r.quarantine_reason.as_deref().unwrap().contains("seq 11"), "{r:?}");
+    assert!(
+        r.quarantine_reason.as_deref().unwrap().contains("seq 11"),
+        "{r:?}"
+    );
     assert_eq!(read_all(&s).len(), 10);
     // New appends continue after the valid prefix.
     assert_eq!(s.append_wait(&evs[..1]).unwrap(), 11);

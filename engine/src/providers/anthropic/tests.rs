@@ -41,9 +41,17 @@ fn dep() -> Deployment {
 fn check(path: &Path, actual: &str) {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     match std::fs::read_to_string(path) {
-        Ok(expected) => assert_eq!(actual.trim_end(), expected.trim_end(), "golden mismatch: {}", path.display()),
+        Ok(expected) => assert_eq!(
+            actual.trim_end(),
+            expected.trim_end(),
+            "golden mismatch: {}",
+            path.display()
+        ),
         Err(_) if update => std::fs::write(path, format!("{}\n", actual.trim_end())).unwrap(),
-        Err(_) => panic!("missing golden file {} (run with UPDATE_GOLDEN=1 and review it)", path.display()),
+        Err(_) => panic!(
+            "missing golden file {} (run with UPDATE_GOLDEN=1 and review it)",
+            path.display()
+        ),
     }
 }
 
@@ -54,25 +62,43 @@ fn pretty(v: &Value) -> String {
 #[test]
 fn golden_fixtures() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/anthropic");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
     cases.sort();
-    assert!(cases.len() >= 15, "expected the golden cases under {}", root.display());
+    assert!(
+        cases.len() >= 15,
+        "expected the golden cases under {}",
+        root.display()
+    );
     for case in cases {
         let req = case.join("openai_request.json");
         let resp = case.join("anthropic_response.json");
         let stream = case.join("anthropic_stream.txt");
         if req.exists() {
-            let mut body: Map<String, Value> = serde_json::from_str(&std::fs::read_to_string(&req).unwrap()).unwrap();
-            let drop = body.remove("drop_params").and_then(|v| v.as_bool()).unwrap_or(false);
+            let mut body: Map<String, Value> =
+                serde_json::from_str(&std::fs::read_to_string(&req).unwrap()).unwrap();
+            let drop = body
+                .remove("drop_params")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
             let is_stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
             match request(&dep(), &body, is_stream, drop) {
                 Ok(out) => check(&case.join("anthropic_request.json"), &pretty(&out)),
-                Err(e) => check(&case.join("error.txt"), &format!("{} {}: {}", e.status, e.kind, e.message)),
+                Err(e) => check(
+                    &case.join("error.txt"),
+                    &format!("{} {}: {}", e.status, e.kind, e.message),
+                ),
             }
         } else if resp.exists() {
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&resp).unwrap()).unwrap();
             let (out, usage) = response(&v, 1_700_000_000).unwrap();
-            check(&case.join("openai_response.json"), &format!("{}\n// usage: {usage:?}", pretty(&out)));
+            check(
+                &case.join("openai_response.json"),
+                &format!("{}\n// usage: {usage:?}", pretty(&out)),
+            );
         } else if stream.exists() {
             let text = std::fs::read_to_string(&stream).unwrap();
             // Feed in awkward pieces: SSE lines split across reads must be reassembled.
@@ -93,11 +119,17 @@ fn golden_fixtures() {
                 rendered.push_str(&match o {
                     StreamOut::Chunk(c) => format!("chunk {c}\n"),
                     StreamOut::UsageChunk(c) => format!("usage {c}\n"),
-                    StreamOut::Error { status, body } => format!("error {status} {}\n", String::from_utf8_lossy(&body)),
+                    StreamOut::Error { status, body } => {
+                        format!("error {status} {}\n", String::from_utf8_lossy(&body))
+                    }
                     StreamOut::Done => "done\n".into(),
                 });
             }
-            rendered.push_str(&format!("// usage: {:?} content_chars={}\n", st.usage(), st.content_chars));
+            rendered.push_str(&format!(
+                "// usage: {:?} content_chars={}\n",
+                st.usage(),
+                st.content_chars
+            ));
             check(&case.join("openai_chunks.txt"), &rendered);
         } else {
             panic!("{}: no input file", case.display());
