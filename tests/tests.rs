@@ -1,1 +1,5 @@
+//! End-to-end tests: one test binary with modules (ripgrep style). Everything runs on loopback.
 
+mod support;
+
+mod proxy_e2e;
