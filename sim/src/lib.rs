@@ -1,1 +1,6 @@
-//! Switchyard simulator
+//! Switchyard's simulator: provider models, workloads, a discrete-event loop that drives the real
+//! routing core in virtual time, reports and the CI gate. The simulation itself never touches an
+//! async runtime; the fake providers served over HTTP and the load driver sit behind the `net`
+//! feature.
+
+pub mod model;
