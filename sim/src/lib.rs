@@ -3,4 +3,15 @@
 //! async runtime; the fake providers served over HTTP and the load driver sit behind the `net`
 //! feature.
 
+#[cfg(feature = "net")]
+pub mod drive;
+pub mod engine;
+pub mod gate;
+#[cfg(feature = "net")]
+pub mod mock;
 pub mod model;
+pub mod report;
+pub mod source;
+#[cfg(test)]
+mod tests;
+pub mod workload;

@@ -720,3 +720,20 @@ fn yaml_key(s: &str) -> String {
         format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
     }
 }
+
+/// Parses one distribution node (used by the synthetic workload spec).
+pub fn dist_from_node(
+    n: &Node,
+    file: &str,
+    path: &str,
+    default_median: f64,
+) -> Result<Dist, Vec<ModelError>> {
+    let mut p = P {
+        file,
+        errors: Vec::new(),
+    };
+    match p.dist(n, path, default_median) {
+        Some(d) if p.errors.is_empty() => Ok(d),
+        _ => Err(p.errors),
+    }
+}

@@ -1,0 +1,586 @@
+//! The discrete-event simulator: integer virtual time, an event queue ordered by (time, tie,
+//! sequence) so ties pop the same way every run, and the real routing core making every decision
+//! — retries with their backoff, fallbacks, cooldowns, rpm/tpm windows, key limits, timeouts —
+//! exactly as it does live. No threads, no async runtime, no clock.
+//!
+//! Recorded traces: while a request's simulated path matches its recorded one (same deployment
+//! for the same attempt), the recorded outcome and timestamps are reused; from the first
+//! divergence on, outcomes are sampled from the provider models. With the recorded config and
+//! seeds this reproduces every recorded decision (parity).
+
+use crate::model::{Ask, DeploymentSim, Fate, ProviderSet, Sampled};
+use crate::report::RunBuilder;
+use crate::workload::{Arrival, Item, ItemResult, Recorded};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+use switchyard_engine::config::RoutingConfig;
+use switchyard_engine::core::event::{Admission, Event, Name, RateLimitInfo, RequestId};
+use switchyard_engine::core::outcome::OutcomeClass;
+use switchyard_engine::core::router::{AttemptPlan, AttemptReport, Poll, Router};
+use switchyard_engine::core::units::{InstantUs, PicoUsd};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SimError {
+    #[error("deployment(s) {0} have no provider model (the trace never saw them): pass --providers FILE with a model for each")]
+    MissingModels(String),
+    #[error("the workload asks for model `{model}` (first at {at_s:.3} s), which the config does not define (model groups: {available})")]
+    UnknownModel {
+        model: String,
+        at_s: f64,
+        available: String,
+    },
+    #[error(
+        "the workload names key `{0}`, which the config does not define (switchyard_settings.keys)"
+    )]
+    UnknownKey(String),
+    #[error("workload: {0}")]
+    Workload(String),
+}
+
+pub struct SimSetup {
+    pub routing: Arc<RoutingConfig>,
+    pub providers: ProviderSet,
+    pub seed: u64,
+    /// Reuse recorded outcomes where the simulated path matches the recorded one.
+    pub reuse_recorded: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    at: u64,
+    tie: u64,
+    n: u64,
+}
+
+enum What {
+    Item(Item),
+    Poll(RequestId),
+    Done(RequestId, AttemptReport),
+}
+
+struct Req {
+    tokens_out: Option<u64>,
+    recorded: Option<Recorded>,
+    /// Still on the recorded path.
+    on_record: bool,
+    next_attempt: usize,
+    tokens_in: u64,
+    max_tokens: Option<u64>,
+    stream: bool,
+}
+
+/// Where a sim step happens: the recorded (time, seq) while on record, else the given time.
+const TIE_SHIFT: u32 = 20;
+
+/// What a run produced.
+pub struct RunOutput {
+    pub report: RunBuilder,
+    /// Every decision (AttemptDecided) in order, when asked for (parity checks).
+    pub decisions: Vec<Event>,
+    pub n_requests: u64,
+    pub n_reused: u64,
+    pub n_sampled: u64,
+}
+
+pub struct Simulation {
+    router: Router,
+    cfg: Arc<RoutingConfig>,
+    deps: Vec<DeploymentSim>,
+    queue: BinaryHeap<Reverse<(Key, u64)>>,
+    slots: BTreeMap<u64, What>,
+    reqs: BTreeMap<RequestId, Req>,
+    n: u64,
+    tie_base: u64,
+    tie_counter: u64,
+    now: u64,
+    report: RunBuilder,
+    keep_decisions: bool,
+    decisions: Vec<Event>,
+    n_requests: u64,
+    n_reused: u64,
+    n_sampled: u64,
+    reuse: bool,
+}
+
+fn class_of_status(status: u16) -> OutcomeClass {
+    match status {
+        429 => OutcomeClass::RateLimited,
+        529 => OutcomeClass::Overloaded,
+        408 => OutcomeClass::Timeout,
+        401 | 403 => OutcomeClass::AuthError,
+        404 => OutcomeClass::NotFound,
+        400..=499 => OutcomeClass::BadRequest,
+        _ => OutcomeClass::ServerError,
+    }
+}
+
+/// Turns a sampled fate into what the proxy would have reported, under the attempt's timeout.
+pub fn report_of(s: &Sampled, timeout_us: u64, stream: bool) -> AttemptReport {
+    let mut r = AttemptReport {
+        tokens_in: s.tokens_in,
+        ..AttemptReport::default()
+    };
+    match &s.fate {
+        Fate::Ok => {
+            let timed_out = if stream {
+                s.ttft_us > timeout_us || s.itl_us > timeout_us
+            } else {
+                s.duration_us() > timeout_us
+            };
+            if timed_out {
+                r.class = Some(OutcomeClass::Timeout);
+                r.duration_us = if stream {
+                    timeout_us.min(s.ttft_us)
+                } else {
+                    timeout_us
+                };
+                r.tokens_in = 0;
+            } else {
+                r.class = Some(OutcomeClass::Success);
+                r.status = 200;
+                r.duration_us = s.duration_us();
+                r.ttft_us = Some(s.ttft_us);
+                r.tokens_out = s.tokens_out;
+            }
+        }
+        Fate::HttpError { status } => {
+            r.class = Some(class_of_status(*status));
+            r.status = *status;
+            r.duration_us = s.ttft_us.min(timeout_us);
+            r.tokens_in = 0;
+        }
+        Fate::RateLimited {
+            retry_after_ms,
+            remaining_requests,
+            remaining_tokens,
+            limit_requests,
+            limit_tokens,
+        } => {
+            r.class = Some(OutcomeClass::RateLimited);
+            r.status = 429;
+            r.duration_us = s.duration_us().min(timeout_us);
+            r.retry_after_ms = Some(*retry_after_ms);
+            r.rate_limit = RateLimitInfo {
+                limit_requests: *limit_requests,
+                remaining_requests: Some(*remaining_requests),
+                limit_tokens: *limit_tokens,
+                remaining_tokens: Some(*remaining_tokens),
+                reset_requests_ms: Some(*retry_after_ms),
+                reset_tokens_ms: None,
+            };
+            r.tokens_in = 0;
+        }
+        Fate::ContextWindow { .. } => {
+            r.class = Some(OutcomeClass::ContextWindowExceeded);
+            r.status = 400;
+            r.duration_us = s.duration_us().min(timeout_us);
+            r.tokens_in = 0;
+        }
+        Fate::Hang => {
+            r.class = Some(OutcomeClass::Timeout);
+            r.duration_us = timeout_us;
+            r.tokens_in = 0;
+        }
+        Fate::Reset => {
+            r.class = Some(OutcomeClass::ConnectionError);
+            r.duration_us = s.ttft_us.min(timeout_us);
+            r.tokens_in = 0;
+        }
+        Fate::MidStream { after_tokens } => {
+            if s.ttft_us > timeout_us {
+                r.class = Some(OutcomeClass::Timeout);
+                r.duration_us = timeout_us;
+                r.tokens_in = 0;
+            } else {
+                r.class = Some(OutcomeClass::StreamInterrupted);
+                r.status = 200;
+                r.committed = true;
+                r.duration_us = s.duration_us();
+                r.ttft_us = Some(s.ttft_us);
+                r.tokens_out = *after_tokens;
+            }
+        }
+    }
+    r
+}
+
+fn report_of_recorded(a: &switchyard_engine::core::event::AttemptFinished) -> AttemptReport {
+    AttemptReport {
+        class: Some(a.class),
+        status: a.status,
+        ttft_us: a.ttft_us,
+        duration_us: a.duration_us,
+        tokens_in: a.tokens_in,
+        tokens_cache_read: a.tokens_cache_read,
+        tokens_cache_creation: a.tokens_cache_creation,
+        tokens_out: a.tokens_out,
+        retry_after_ms: a.retry_after_ms,
+        rate_limit: a.rate_limit.clone(),
+        committed: a.committed,
+        message: a.message.clone(),
+    }
+}
+
+/// Applies a provider model's prices to deployments whose config has none (a self-hosted
+/// deployment with a configured cost, or a model missing from the price table).
+pub fn with_model_prices(cfg: &RoutingConfig, providers: &ProviderSet) -> RoutingConfig {
+    let mut cfg = cfg.clone();
+    for d in cfg.deployments.iter_mut() {
+        if d.prices.source != "litellm_params" && d.prices.source != "price_table" {
+            if let Some(p) = providers
+                .find(&d.id, &d.model, &d.upstream_model)
+                .and_then(|m| m.prices.as_ref())
+            {
+                let parse = |s: &str| PicoUsd::parse_usd(s).unwrap_or_default();
+                d.prices.input_per_token = parse(&p.input_per_token);
+                d.prices.output_per_token = parse(&p.output_per_token);
+                d.prices.cache_read_per_token = p
+                    .cached_input_per_token
+                    .as_deref()
+                    .map(parse)
+                    .unwrap_or(d.prices.input_per_token);
+                d.prices.cache_creation_per_token = d.prices.input_per_token;
+                d.prices.source = "provider_model".into();
+            }
+        }
+    }
+    cfg
+}
+
+impl Simulation {
+    pub fn new(setup: &SimSetup) -> Result<Simulation, SimError> {
+        let cfg = Arc::new(with_model_prices(&setup.routing, &setup.providers));
+        let mut deps = Vec::new();
+        let mut missing = Vec::new();
+        for d in &cfg.deployments {
+            match setup.providers.find(&d.id, &d.model, &d.upstream_model) {
+                Some(m) => deps.push(DeploymentSim::new(m.clone(), setup.seed, &d.id)),
+                None => missing.push(format!("{} ({})", d.id, d.model)),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(SimError::MissingModels(missing.join(", ")));
+        }
+        Ok(Simulation {
+            router: Router::new(cfg.clone(), setup.seed),
+            cfg,
+            deps,
+            queue: BinaryHeap::new(),
+            slots: BTreeMap::new(),
+            reqs: BTreeMap::new(),
+            n: 0,
+            tie_base: 0,
+            tie_counter: 0,
+            now: 0,
+            report: RunBuilder::new(),
+            keep_decisions: false,
+            decisions: Vec::new(),
+            n_requests: 0,
+            n_reused: 0,
+            n_sampled: 0,
+            reuse: setup.reuse_recorded,
+        })
+    }
+
+    pub fn keep_decisions(mut self) -> Self {
+        self.keep_decisions = true;
+        self
+    }
+
+    fn push(&mut self, at: u64, tie: Option<u64>, what: What) {
+        let tie = tie.map(|s| s << TIE_SHIFT).unwrap_or_else(|| {
+            self.tie_counter = (self.tie_counter + 1) & ((1 << TIE_SHIFT) - 1);
+            (self.tie_base << TIE_SHIFT) | self.tie_counter
+        });
+        self.n += 1;
+        let key = Key {
+            at: at.max(self.now),
+            tie,
+            n: self.n,
+        };
+        self.slots.insert(self.n, what);
+        self.queue.push(Reverse((key, self.n)));
+    }
+
+    fn log(&mut self, ev: &Event) {
+        self.report.on_event(ev);
+        if self.keep_decisions && matches!(ev, Event::AttemptDecided(_)) {
+            self.decisions.push(ev.clone());
+        }
+    }
+
+    /// Runs the whole workload.
+    pub fn run<I: Iterator<Item = ItemResult>>(
+        mut self,
+        mut workload: I,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<RunOutput, SimError> {
+        let mut pending_item = true;
+        if let Some(first) = workload.next() {
+            let item = first.map_err(SimError::Workload)?;
+            self.push_item(item);
+        } else {
+            pending_item = false;
+        }
+        while let Some(Reverse((key, n))) = self.queue.pop() {
+            self.now = key.at;
+            self.tie_base = key.tie >> TIE_SHIFT;
+            let what = self
+                .slots
+                .remove(&n)
+                .expect("every queued key has its slot");
+            match what {
+                What::Item(item) => {
+                    if pending_item {
+                        match workload.next() {
+                            Some(next) => {
+                                let next = next.map_err(SimError::Workload)?;
+                                self.push_item(next);
+                            }
+                            None => pending_item = false,
+                        }
+                    }
+                    self.on_item(item)?;
+                }
+                What::Poll(id) => self.on_poll(id),
+                What::Done(id, report) => self.on_done(id, report),
+            }
+            if self.n_requests % 65_536 == 0 {
+                progress(self.n_requests);
+            }
+        }
+        progress(self.n_requests);
+        Ok(RunOutput {
+            report: self.report,
+            decisions: self.decisions,
+            n_requests: self.n_requests,
+            n_reused: self.n_reused,
+            n_sampled: self.n_sampled,
+        })
+    }
+
+    fn push_item(&mut self, item: Item) {
+        let at = item.at().0;
+        let tie = match &item {
+            Item::Apply { seq, .. } => Some(*seq),
+            Item::Request(a) => a.recorded.as_ref().map(|r| r.seq),
+        };
+        self.push(at, tie, What::Item(item));
+    }
+
+    fn on_item(&mut self, item: Item) -> Result<(), SimError> {
+        match item {
+            Item::Apply { event, .. } => {
+                self.router.apply(&event);
+                Ok(())
+            }
+            Item::Request(a) => self.on_arrival(*a),
+        }
+    }
+
+    fn resolve_key(&self, key: &str) -> Result<Name, SimError> {
+        self.cfg
+            .keys
+            .iter()
+            .find(|k| k.id == key || k.alias.as_deref() == Some(key))
+            .map(|k| Name::from(k.id.as_str()))
+            .ok_or_else(|| SimError::UnknownKey(key.to_string()))
+    }
+
+    fn on_arrival(&mut self, a: Arrival) -> Result<(), SimError> {
+        let Arrival {
+            at,
+            mut input,
+            tokens_out,
+            key,
+            recorded,
+        } = a;
+        if let Some(k) = &key {
+            input.key_id = Some(self.resolve_key(k)?);
+        }
+        let ids = recorded.as_ref().map(|r| (r.id, r.seed));
+        let (tokens_in, max_tokens, stream) = (input.tokens_in, input.max_tokens, input.stream);
+        let model = input.model.clone();
+        let ev = self.router.receive(at, input, ids);
+        self.n_requests += 1;
+        if let Event::RequestReceived(r) = &ev {
+            if let Admission::Rejected(e) = &r.admission {
+                // A model the config lacks is bad input unless the trace shows it was rejected
+                // live too (a client's typo).
+                let rejected_live = recorded.as_ref().is_some_and(|rec| rec.attempts.is_empty());
+                if e.code.as_deref() == Some("model_not_found") && !rejected_live {
+                    return Err(SimError::UnknownModel {
+                        model,
+                        at_s: at.0 as f64 / 1e6,
+                        available: self
+                            .cfg
+                            .groups
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+            }
+        }
+        let id = ev.request_id().expect("RequestReceived has an id");
+        self.log(&ev);
+        let on_record = self.reuse && recorded.is_some();
+        self.reqs.insert(
+            id,
+            Req {
+                tokens_out,
+                recorded,
+                on_record,
+                next_attempt: 0,
+                tokens_in,
+                max_tokens,
+                stream,
+            },
+        );
+        let (t, tie) = self.next_recorded_step(id).unwrap_or((at.0, None));
+        self.push(t, tie, What::Poll(id));
+        Ok(())
+    }
+
+    /// When the request's next router interaction happened live (while on record).
+    fn next_recorded_step(&self, id: RequestId) -> Option<(u64, Option<u64>)> {
+        let r = self.reqs.get(&id)?;
+        if !r.on_record {
+            return None;
+        }
+        let rec = r.recorded.as_ref()?;
+        if let Some(a) = rec.attempts.get(r.next_attempt) {
+            return Some((a.decided.at.0, Some(a.decided_seq)));
+        }
+        rec.finished.as_ref().map(|(seq, f)| (f.at.0, Some(*seq)))
+    }
+
+    fn on_poll(&mut self, id: RequestId) {
+        let now = InstantUs(self.now);
+        match self.router.poll(now, id) {
+            Poll::Attempt { event, plan } => {
+                self.log(&event);
+                self.start_attempt(id, &event, plan);
+            }
+            Poll::Wait { until } => {
+                let step = self.next_recorded_step(id).filter(|(t, _)| *t >= until.0);
+                match step {
+                    Some((t, tie)) => self.push(t, tie, What::Poll(id)),
+                    None => {
+                        if let Some(r) = self.reqs.get_mut(&id) {
+                            r.on_record = false;
+                        }
+                        self.push(until.0, None, What::Poll(id));
+                    }
+                }
+            }
+            Poll::Done { event, .. } => {
+                self.log(&event);
+                self.reqs.remove(&id);
+            }
+            Poll::InFlight | Poll::Unknown => {
+                self.reqs.remove(&id);
+            }
+        }
+    }
+
+    fn start_attempt(&mut self, id: RequestId, event: &Event, plan: AttemptPlan) {
+        let Event::AttemptDecided(d) = event else {
+            return;
+        };
+        let Some(r) = self.reqs.get_mut(&id) else {
+            return;
+        };
+        let k = r.next_attempt;
+        r.next_attempt += 1;
+        // Reuse the recorded outcome when this attempt goes where the recorded one went.
+        if r.on_record {
+            let rec = r.recorded.as_ref().and_then(|rec| rec.attempts.get(k));
+            match rec.and_then(|a| a.finished.as_ref().map(|f| (a, f))) {
+                Some((a, (seq, f))) if a.decided.deployment == d.deployment => {
+                    let report = report_of_recorded(f);
+                    let (t, tie) = (f.at.0, Some(*seq));
+                    self.n_reused += 1;
+                    self.deps[plan.deployment].start();
+                    self.push(t, tie, What::Done(id, report));
+                    return;
+                }
+                _ => r.on_record = false,
+            }
+        }
+        let ask = Ask {
+            now_us: self.now,
+            key: id.wrapping_mul(64).wrapping_add(plan.attempt as u64),
+            tokens_in: r.tokens_in,
+            tokens_out: r.tokens_out,
+            max_tokens: r.max_tokens,
+            stream: r.stream,
+        };
+        let stream = r.stream;
+        let dep = &mut self.deps[plan.deployment];
+        let sampled = dep.sample(&ask);
+        dep.start();
+        let report = report_of(&sampled, plan.timeout.0, stream);
+        self.n_sampled += 1;
+        let t = self.now.saturating_add(report.duration_us);
+        self.push(t, None, What::Done(id, report));
+    }
+
+    fn on_done(&mut self, id: RequestId, report: AttemptReport) {
+        let now = InstantUs(self.now);
+        let dep = self
+            .router
+            .state()
+            .requests
+            .get(&id)
+            .and_then(|r| r.in_flight)
+            .map(|(_, d)| d);
+        let before = dep.map(|d| self.router.state().deployments[d].cooldown_until);
+        if let Some(d) = dep {
+            self.deps[d].finish();
+        }
+        if let Some(ev) = self.router.attempt_finished(now, id, report) {
+            self.log(&ev);
+        }
+        if let (Some(d), Some(before)) = (dep, before) {
+            let after = self.router.state().deployments[d].cooldown_until;
+            if after > before {
+                let added = after.0 - before.0.max(self.now);
+                let name = self.cfg.deployments[d].id.clone();
+                self.report.on_cooldown(&name, added);
+            }
+        }
+        match self.next_recorded_step(id) {
+            Some((t, tie)) => self.push(t, tie, What::Poll(id)),
+            None => self.on_poll(id),
+        }
+    }
+}
+
+/// Runs `runs` simulations with seeds `seed, seed+1, ...` on a workload made fresh for each run.
+pub fn run_many<W, I>(
+    setup: &SimSetup,
+    runs: usize,
+    mut make_workload: W,
+    progress: &mut dyn FnMut(usize, u64),
+) -> Result<Vec<RunOutput>, SimError>
+where
+    W: FnMut() -> Result<I, SimError>,
+    I: Iterator<Item = ItemResult>,
+{
+    let mut out = Vec::with_capacity(runs);
+    for r in 0..runs.max(1) {
+        let s = SimSetup {
+            routing: setup.routing.clone(),
+            providers: setup.providers.clone(),
+            seed: setup.seed.wrapping_add(r as u64),
+            reuse_recorded: setup.reuse_recorded,
+        };
+        let sim = Simulation::new(&s)?;
+        let wl = make_workload()?;
+        out.push(sim.run(wl, &mut |n| progress(r, n))?);
+    }
+    Ok(out)
+}
