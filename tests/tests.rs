@@ -3,3 +3,4 @@
 mod support;
 
 mod proxy_e2e;
+mod sim_e2e;

@@ -79,6 +79,19 @@ impl Proxy {
         if let Some(t) = self.task.take() {
             t.await.unwrap().unwrap();
         }
+        // Tasks that held the app (a finished stream's pump, the shutdown watcher) let go of it
+        // asynchronously; the event log's directory stays locked until they have.
+        for _ in 0..1000 {
+            if Arc::strong_count(&self.app) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            Arc::strong_count(&self.app),
+            1,
+            "something still holds the proxy after shutdown"
+        );
         self.dir.clone()
     }
 

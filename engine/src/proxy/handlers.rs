@@ -236,17 +236,15 @@ async fn process(
             None
         },
     };
-    let now = app.clock.now();
-    let (id, _) = app.hub.with(false, |c| {
+    let (id, _) = app.hub.with(false, |c, now| {
         let ev = c.router.receive(now, input, None);
         (ev.request_id().expect("request events have ids"), vec![ev])
     });
     let mut tally = Tally::default();
     let mut success_body: Option<Bytes> = None;
     for _ in 0..1000 {
-        let now = app.clock.now();
         let sync = app.hub.sync();
-        let ((poll, cfg), ack) = app.hub.with(sync, |c| {
+        let ((poll, cfg), ack) = app.hub.with(sync, |c, now| {
             let p = c.router.poll(now, id);
             let cfg = c.router.config().clone();
             let evs = match &p {
@@ -321,8 +319,7 @@ async fn process(
                         if report.class == Some(OutcomeClass::Success) {
                             success_body = body;
                         }
-                        let now = app.clock.now();
-                        app.hub.with(false, |c| {
+                        app.hub.with(false, |c, now| {
                             (
                                 (),
                                 c.router
@@ -654,9 +651,8 @@ async fn pump(
         committed: true,
         message: failure.as_ref().map(|f| f.2.clone()),
     };
-    let now = app.clock.now();
     let sync = app.hub.sync();
-    let (_, ack) = app.hub.with(sync, |c| {
+    let (_, ack) = app.hub.with(sync, |c, now| {
         let mut evs: Vec<Event> = c
             .router
             .attempt_finished(now, id, report)
@@ -893,8 +889,7 @@ pub async fn key_generate(State(app): State<Arc<App>>, headers: HeaderMap, body:
         max_budget: budget,
         tags: strs("tags"),
     };
-    let now = app.clock.now();
-    let ((), ack) = app.hub.with(true, |c| {
+    let ((), ack) = app.hub.with(true, |c, now| {
         let ev = Event::KeyCreated(crate::core::event::KeyCreated {
             at: now,
             key: def.clone(),
@@ -981,8 +976,7 @@ pub async fn key_delete(State(app): State<Arc<App>>, headers: HeaderMap, body: B
             "expected {\"keys\": [\"sk-...\"]}",
         );
     }
-    let now = app.clock.now();
-    let (deleted, ack) = app.hub.with(true, |c| {
+    let (deleted, ack) = app.hub.with(true, |c, now| {
         let mut evs = Vec::new();
         let mut deleted = Vec::new();
         for k in &keys {

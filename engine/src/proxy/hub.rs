@@ -69,6 +69,7 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(300);
 pub struct Hub {
     core: Mutex<Core>,
     pub store: Arc<Store>,
+    pub clock: Clock,
 }
 
 /// Resolves when the events handed over with it are acknowledged by the log (durable in `sync`
@@ -76,8 +77,9 @@ pub struct Hub {
 pub type AckRx = oneshot::Receiver<Result<u64, String>>;
 
 impl Hub {
-    pub fn new(router: Router, config: Arc<Config>, store: Arc<Store>) -> Hub {
+    pub fn new(router: Router, config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Hub {
         Hub {
+            clock,
             core: Mutex::new(Core {
                 router,
                 config,
@@ -99,13 +101,17 @@ impl Hub {
 
     /// Runs `f` on the core and logs the events it returns, in order, under the same lock. With
     /// `want_ack`, returns a receiver for the log's acknowledgement of those events.
+    ///
+    /// `now` is read under the lock, so the log's order is also time order: the simulator, which
+    /// replays by time, sees the events in the order the router did (parity).
     pub fn with<R>(
         &self,
         want_ack: bool,
-        f: impl FnOnce(&mut Core) -> (R, Vec<Event>),
+        f: impl FnOnce(&mut Core, InstantUs) -> (R, Vec<Event>),
     ) -> (R, Option<AckRx>) {
         let mut core = self.lock();
-        let (r, events) = f(&mut core);
+        let now = self.clock.now();
+        let (r, events) = f(&mut core, now);
         let rx = self.log(&mut core, &events, want_ack);
         (r, rx)
     }

@@ -187,7 +187,7 @@ impl App {
         store.set_drained_hook(Arc::new(move || notify.notify_waiters()));
         let master = master_key(&config, &opts);
         let app = App {
-            hub: Hub::new(router, config, store),
+            hub: Hub::new(router, config, store, clock),
             clock,
             client: upstream::client(),
             master: RwLock::new(master),
@@ -215,9 +215,8 @@ impl App {
             .map_err(|d| d.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
         let master = master_key(&config, &self.opts);
         let hash = config.hash_hex.clone();
-        let now = self.clock.now();
         let config = Arc::new(config);
-        let (_, ack) = self.hub.with(false, |c| {
+        let (_, ack) = self.hub.with(false, |c, now| {
             c.router.reconfigure(Arc::new(config.routing.clone()));
             c.config = config.clone();
             let ev = Event::ConfigApplied(ConfigApplied {
