@@ -2,5 +2,7 @@
 
 mod support;
 
+mod anthropic_e2e;
+mod log_e2e;
 mod proxy_e2e;
 mod sim_e2e;

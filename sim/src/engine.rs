@@ -101,6 +101,7 @@ pub struct Simulation {
     n_reused: u64,
     n_sampled: u64,
     reuse: bool,
+    sink: Option<Box<dyn FnMut(&Event)>>,
 }
 
 fn class_of_status(status: u16) -> OutcomeClass {
@@ -280,11 +281,18 @@ impl Simulation {
             n_reused: 0,
             n_sampled: 0,
             reuse: setup.reuse_recorded,
+            sink: None,
         })
     }
 
     pub fn keep_decisions(mut self) -> Self {
         self.keep_decisions = true;
+        self
+    }
+
+    /// Every event the router produces also goes to `sink` (to write a simulated trace).
+    pub fn with_sink(mut self, sink: Box<dyn FnMut(&Event)>) -> Self {
+        self.sink = Some(sink);
         self
     }
 
@@ -305,6 +313,9 @@ impl Simulation {
 
     fn log(&mut self, ev: &Event) {
         self.report.on_event(ev);
+        if let Some(sink) = self.sink.as_mut() {
+            sink(ev);
+        }
         if self.keep_decisions && matches!(ev, Event::AttemptDecided(_)) {
             self.decisions.push(ev.clone());
         }

@@ -84,7 +84,8 @@ pub struct RunBuilder {
     pub deployments: BTreeMap<String, DepScope>,
     /// Series bucket -> deployment -> attempts.
     pub series: BTreeMap<u64, BTreeMap<String, u64>>,
-    in_flight: BTreeMap<RequestId, String>,
+    /// Requests in flight: their group and whether they stream (TTFT counts for streams only).
+    in_flight: BTreeMap<RequestId, (String, bool)>,
     pub first_us: Option<u64>,
     pub last_us: u64,
 }
@@ -97,7 +98,7 @@ impl RunBuilder {
     fn group_of(&self, id: RequestId) -> String {
         self.in_flight
             .get(&id)
-            .cloned()
+            .map(|x| x.0.clone())
             .unwrap_or_else(|| "(unknown)".into())
     }
 
@@ -111,7 +112,7 @@ impl RunBuilder {
                     Admission::Admitted { group, .. } => group.to_string(),
                     Admission::Rejected(_) => "(rejected)".to_string(),
                 };
-                self.in_flight.insert(r.id, g);
+                self.in_flight.insert(r.id, (g, r.stream));
             }
             Event::AttemptDecided(d) => {
                 let g = self.group_of(d.id);
@@ -152,10 +153,10 @@ impl RunBuilder {
                 }
             }
             Event::RequestFinished(f) => {
-                let g = self
+                let (g, stream) = self
                     .in_flight
                     .remove(&f.id)
-                    .unwrap_or_else(|| "(unknown)".into());
+                    .unwrap_or_else(|| ("(unknown)".into(), false));
                 for s in [&mut self.overall, self.groups.entry(g).or_default()] {
                     s.requests += 1;
                     s.cost = s.cost.saturating_add(f.cost);
@@ -163,7 +164,7 @@ impl RunBuilder {
                         RequestResult::Ok => {
                             s.ok += 1;
                             record(&mut s.latency, f.latency_us);
-                            if let Some(t) = f.ttft_us {
+                            if let (true, Some(t)) = (stream, f.ttft_us) {
                                 record(&mut s.ttft, t);
                             }
                         }
