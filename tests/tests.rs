@@ -3,6 +3,7 @@
 mod support;
 
 mod anthropic_e2e;
+mod cli;
 mod log_e2e;
 mod proxy_e2e;
 mod sim_e2e;
