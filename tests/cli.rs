@@ -105,8 +105,8 @@ fn gate_exit_codes() {
 fn a_config_without_the_traced_model_group_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("other.yaml");
-    let text = std::fs::read_to_string(root().join("traces/current.yaml")).unwrap().replace("production-llm-fallback", "FB").replace("production-llm", "renamed").replace("FB", "production-llm-fallback");
-    std::fs::write(&cfg, text).unwrap();
+    let yaml = std::fs::read_to_string(root().join("traces/current.yaml")).unwrap().replace("production-llm-fallback", "FB").replace("production-llm", "renamed").replace("FB", "production-llm-fallback");
+    std::fs::write(&cfg, yaml).unwrap();
     let o = sim(&["replay", "traces/prod.log", "--config", cfg.to_str().unwrap(), "--providers", "traces/providers.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("asks for model `production-llm`"), "{}", text(&o));
