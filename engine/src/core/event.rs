@@ -18,7 +18,8 @@ pub type RequestId = u64;
 pub enum Event {
     ConfigApplied(ConfigApplied),
     ProxyStarted(ProxyStarted),
-    RequestReceived(RequestReceived),
+    /// Shared: the router keeps it for the request's lifetime without copying.
+    RequestReceived(Arc<RequestReceived>),
     AttemptDecided(AttemptDecided),
     AttemptFinished(AttemptFinished),
     RequestFinished(RequestFinished),

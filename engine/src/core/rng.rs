@@ -73,6 +73,32 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     mix(h)
 }
 
+/// FNV-1a as a `Hasher`, for maps that are only looked up (never iterated, so their order
+/// cannot leak into decisions) on short keys such as deployment ids.
+#[derive(Clone, Copy)]
+pub struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    }
+}
+
+pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FnvHasher>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,7 +252,7 @@ impl Router {
             (id, mix(self.seed ^ mix(id)))
         });
         let admission = self.admit(now, &input);
-        let ev = Event::RequestReceived(RequestReceived {
+        let ev = Event::RequestReceived(Arc::new(RequestReceived {
             at: now,
             id,
             seed,
@@ -268,7 +268,7 @@ impl Router {
             prompt_sha: input.prompt_sha,
             prompt: input.prompt,
             admission,
-        });
+        }));
         self.st.apply(&ev);
         ev
     }
@@ -963,14 +963,14 @@ impl Router {
             }
             return Availability::Unavailable { until: now };
         }
-        let preferred: Vec<usize> = eligible
-            .iter()
-            .copied()
-            .filter(|i| !cur.excluded.contains(i))
-            .collect();
         let attempt = r.n_attempts as u64;
-        let candidates = if !preferred.is_empty() {
-            preferred
+        let any_preferred =
+            cur.excluded.is_empty() || eligible.iter().any(|i| !cur.excluded.contains(i));
+        let candidates = if any_preferred {
+            if !cur.excluded.is_empty() {
+                eligible.retain(|i| !cur.excluded.contains(i));
+            }
+            eligible
         } else {
             // Only deployments that already failed remain: wait before trying one again.
             if cur.retrying {

@@ -28,26 +28,21 @@ fn policy_weights(
         Strategy::SimpleShuffle => {
             // LiteLLM: `weight` if any deployment has one, else `rpm`, else `tpm`, else uniform; a
             // deployment without the chosen field weighs 0.
-            let by: Option<Box<dyn Fn(usize) -> Option<u64>>> =
+            let field: fn(&crate::config::Deployment) -> Option<u64> =
                 if tier.iter().any(|&i| deps[i].weight_milli.is_some()) {
-                    Some(Box::new(|i| deps[i].weight_milli))
+                    |d| d.weight_milli
                 } else if tier.iter().any(|&i| deps[i].rpm.is_some()) {
-                    Some(Box::new(|i| deps[i].rpm))
+                    |d| d.rpm
                 } else if tier.iter().any(|&i| deps[i].tpm.is_some()) {
-                    Some(Box::new(|i| deps[i].tpm))
+                    |d| d.tpm
                 } else {
-                    None
+                    return vec![1; tier.len()];
                 };
-            match by {
-                Some(f) => {
-                    let w: Vec<u64> = tier.iter().map(|&i| f(i).unwrap_or(0)).collect();
-                    if w.iter().all(|&x| x == 0) {
-                        vec![1; tier.len()]
-                    } else {
-                        w
-                    }
-                }
-                None => vec![1; tier.len()],
+            let w: Vec<u64> = tier.iter().map(|&i| field(&deps[i]).unwrap_or(0)).collect();
+            if w.iter().all(|&x| x == 0) {
+                vec![1; tier.len()]
+            } else {
+                w
             }
         }
         Strategy::LeastBusy => argmin(tier, |i| st.deployments[i].in_flight as u128),
@@ -61,7 +56,6 @@ fn policy_weights(
         }),
         Strategy::LatencyBasedRouting => {
             let ttl = cfg.strategy_args.ttl;
-            let n = cfg.strategy_args.max_latency_list_size;
             let avgs: Vec<Option<u64>> = tier
                 .iter()
                 .map(|&i| {
@@ -71,13 +65,7 @@ fn policy_weights(
                     } else {
                         &ds.latency_per_token
                     };
-                    let (sum, cnt) = q
-                        .iter()
-                        .rev()
-                        .take(n)
-                        .filter(|(at, _)| now.since(*at) <= ttl)
-                        .fold((0u128, 0u128), |(s, c), (_, v)| (s + *v as u128, c + 1));
-                    (cnt > 0).then(|| (sum / cnt) as u64)
+                    q.mean(now, ttl)
                 })
                 .collect();
             // Deployments without recent data are tried first, at random.

@@ -8,9 +8,10 @@
 use crate::config::{RoutingConfig, VirtualKey};
 use crate::core::event::*;
 use crate::core::outcome::OutcomeClass;
+use crate::core::rng::FastMap;
 use crate::core::units::{DurationUs, InstantUs, PicoUsd};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// Counters for one calendar minute (LiteLLM counts rpm/tpm and failures per minute).
@@ -76,10 +77,10 @@ pub struct DeploymentState {
     pub cooldown_until: InstantUs,
     pub cooldown_class: Option<OutcomeClass>,
     pub window: MinuteWindow,
-    /// Recent latency per output token (non-streaming), microseconds, newest last.
-    pub latency_per_token: VecDeque<(InstantUs, u64)>,
-    /// Recent time to first token (streaming), microseconds, newest last.
-    pub ttft: VecDeque<(InstantUs, u64)>,
+    /// Recent latency per output token (non-streaming), microseconds.
+    pub latency_per_token: Samples,
+    /// Recent time to first token (streaming), microseconds.
+    pub ttft: Samples,
     pub totals: DeploymentTotals,
 }
 
@@ -115,7 +116,7 @@ pub struct LastOutcome {
 /// What the router knows about a request in flight.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RequestState {
-    pub received: RequestReceived,
+    pub received: Arc<RequestReceived>,
     pub original_group: Option<Name>,
     pub group: Option<Name>,
     pub pinned: Option<usize>,
@@ -144,13 +145,15 @@ pub struct RequestState {
 pub struct State {
     pub cfg: Arc<RoutingConfig>,
     /// Deployment id -> index into `cfg.deployments` (lookups only; never iterated).
-    pub index: HashMap<Name, usize>,
+    pub index: FastMap<Name, usize>,
     pub names: Vec<Name>,
     pub group_names: BTreeMap<String, Name>,
+    /// Deployments in each deployment's group (indexed like `names`).
+    pub group_size: Vec<usize>,
     pub deployments: Vec<DeploymentState>,
     pub keys: BTreeMap<String, KeyState>,
     /// Key SHA-256 (hex) -> key id (lookups only).
-    pub key_by_hash: HashMap<String, String>,
+    pub key_by_hash: FastMap<String, String>,
     pub requests: BTreeMap<RequestId, RequestState>,
     pub next_request_id: RequestId,
     pub n_events: u64,
@@ -196,14 +199,20 @@ impl State {
             .keys()
             .map(|g| (g.clone(), Name::from(g.as_str())))
             .collect();
+        let group_size = cfg
+            .deployments
+            .iter()
+            .map(|d| cfg.groups.get(&d.model_group).map_or(1, Vec::len))
+            .collect();
         let mut st = State {
+            group_size,
             deployments: vec![DeploymentState::default(); cfg.deployments.len()],
             cfg: cfg.clone(),
             index,
             names,
             group_names,
             keys: BTreeMap::new(),
-            key_by_hash: HashMap::new(),
+            key_by_hash: FastMap::default(),
             requests: BTreeMap::new(),
             next_request_id: 1,
             n_events: 0,
@@ -345,7 +354,7 @@ impl State {
         }
     }
 
-    fn on_received(&mut self, e: &RequestReceived) {
+    fn on_received(&mut self, e: &Arc<RequestReceived>) {
         self.next_request_id = self.next_request_id.max(e.id + 1);
         let (group, pinned, reason, reserved) = match &e.admission {
             Admission::Admitted {
@@ -431,8 +440,7 @@ impl State {
             return;
         };
         let cfg = self.cfg.clone();
-        let dep_cfg = &cfg.deployments[d];
-        let group_size = cfg.groups.get(&dep_cfg.model_group).map_or(1, Vec::len);
+        let group_size = self.group_size[d];
         let ds = &mut self.deployments[d];
         ds.in_flight = ds.in_flight.saturating_sub(1);
         let w = ds.window.at(e.at);
@@ -528,10 +536,53 @@ impl State {
     }
 }
 
-fn push_bounded(q: &mut VecDeque<(InstantUs, u64)>, v: (InstantUs, u64), max: usize) {
-    q.push_back(v);
-    while q.len() > max {
-        q.pop_front();
+fn push_bounded(q: &mut Samples, v: (InstantUs, u64), max: usize) {
+    q.push(v, max);
+}
+
+/// The last few latency samples of a deployment, oldest first, with their running sum.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Samples {
+    q: VecDeque<(InstantUs, u64)>,
+    /// Invariant: the sum of the values in `q`.
+    sum: u64,
+}
+
+impl Samples {
+    pub fn push(&mut self, v: (InstantUs, u64), max: usize) {
+        self.q.push_back(v);
+        self.sum = self.sum.saturating_add(v.1);
+        while self.q.len() > max.max(1) {
+            if let Some((_, old)) = self.q.pop_front() {
+                self.sum = self.sum.saturating_sub(old);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.q.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    /// Mean of the samples no older than `ttl` at `now`; `None` without any.
+    pub fn mean(&self, now: InstantUs, ttl: DurationUs) -> Option<u64> {
+        let oldest = self.q.front()?;
+        if now.since(oldest.0) <= ttl {
+            // Samples arrive in time order: all are recent.
+            return Some(self.sum / self.q.len() as u64);
+        }
+        let (mut sum, mut cnt) = (0u64, 0u64);
+        for (at, v) in self.q.iter().rev() {
+            if now.since(*at) > ttl {
+                break;
+            }
+            sum = sum.saturating_add(*v);
+            cnt += 1;
+        }
+        (cnt > 0).then(|| sum / cnt)
     }
 }
 

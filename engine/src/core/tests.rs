@@ -97,7 +97,7 @@ impl Driver {
 
     fn t(&self) -> String {
         let rel = self.now.0 - 1_000_000_000;
-        format!("{:>4}.{:03}s", rel / 1_000_000, (rel % 1_000_000) / 1000)
+        format!("t={:>3}.{:03}s", rel / 1_000_000, (rel % 1_000_000) / 1000)
     }
 
     pub fn advance_ms(&mut self, ms: u64) {
@@ -215,13 +215,13 @@ fn seed_config_retries_then_falls_back() {
     );
     d.run(req("production-llm"));
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        production-llm -> vllm     p=1.00 : server_error 500
-           0.020s r1 wait 620.780ms
-           0.640s r1 #1 retry          production-llm -> vllm     p=1.00 : server_error 502
-           0.660s r1 wait 1.175s
-           1.836s r1 #2 retry          production-llm -> vllm     p=1.00 : server_error 503
-           1.856s r1 #3 fallback       production-llm-fallback -> claude   p=1.00 : success 200
-           1.956s r1 ok cost=$0.00105 attempts=4
+        t=  0.000s r1 #0 primary        production-llm -> vllm     p=1.00 : server_error 500
+        t=  0.020s r1 wait 620.780ms
+        t=  0.640s r1 #1 retry          production-llm -> vllm     p=1.00 : server_error 502
+        t=  0.660s r1 wait 1.175s
+        t=  1.836s r1 #2 retry          production-llm -> vllm     p=1.00 : server_error 503
+        t=  1.856s r1 #3 fallback       production-llm-fallback -> claude   p=1.00 : success 200
+        t=  1.956s r1 ok cost=$0.00105 attempts=4
     "#]]
     .assert_eq(&d.table);
 }
@@ -237,8 +237,8 @@ fn context_window_precheck_skips_the_primary() {
     r.tokens_in = 10_000;
     d.run(r);
     expect_test::expect![[r#"
-           0.000s r1 #0 context-window production-llm-fallback -> claude   p=1.00 : success 200
-           0.100s r1 ok cost=$0.00105 attempts=1
+        t=  0.000s r1 #0 context-window production-llm-fallback -> claude   p=1.00 : success 200
+        t=  0.100s r1 ok cost=$0.00105 attempts=1
     "#]]
     .assert_eq(&d.table);
 }
@@ -251,9 +251,9 @@ fn provider_context_window_error_falls_back_without_retry() {
     );
     d.run(req("production-llm"));
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        production-llm -> vllm     p=1.00 : context_window_exceeded 400
-           0.010s r1 #1 context-window production-llm-fallback -> claude   p=1.00 : success 200
-           0.110s r1 ok cost=$0.00105 attempts=2
+        t=  0.000s r1 #0 primary        production-llm -> vllm     p=1.00 : context_window_exceeded 400
+        t=  0.010s r1 #1 context-window production-llm-fallback -> claude   p=1.00 : success 200
+        t=  0.110s r1 ok cost=$0.00105 attempts=2
     "#]]
     .assert_eq(&d.table);
 }
@@ -305,9 +305,9 @@ fn retry_avoids_the_failed_deployment_without_waiting() {
         Driver::new(TWO_ORDERED).script("a", vec![fail(OutcomeClass::ServerError, 500, 10)]);
     d.run(req("g"));
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        g          -> a        p=1.00 : server_error 500
-           0.010s r1 #1 retry          g          -> b        p=1.00 : success 200
-           0.110s r1 ok cost=$0 attempts=2
+        t=  0.000s r1 #0 primary        g          -> a        p=1.00 : server_error 500
+        t=  0.010s r1 #1 retry          g          -> b        p=1.00 : success 200
+        t=  0.110s r1 ok cost=$0 attempts=2
     "#]]
     .assert_eq(&d.table);
 }
@@ -322,15 +322,15 @@ fn rate_limit_cools_a_deployment_in_a_multi_deployment_group() {
     d.advance_ms(3_000);
     d.run(req("g"));
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        g          -> a        p=1.00 : rate_limited 429
-           0.005s r1 #1 retry          g          -> b        p=1.00 : success 200
-           0.105s r1 ok cost=$0 attempts=2
-           0.205s r2 #0 primary        g          -> b        p=1.00 : success 200
-           0.305s r2 ok cost=$0 attempts=1
-           0.305s r3 #0 primary        g          -> b        p=1.00 : success 200
-           0.405s r3 ok cost=$0 attempts=1
-           3.405s r4 #0 primary        g          -> a        p=1.00 : success 200
-           3.505s r4 ok cost=$0 attempts=1
+        t=  0.000s r1 #0 primary        g          -> a        p=1.00 : rate_limited 429
+        t=  0.005s r1 #1 retry          g          -> b        p=1.00 : success 200
+        t=  0.105s r1 ok cost=$0 attempts=2
+        t=  0.205s r2 #0 primary        g          -> b        p=1.00 : success 200
+        t=  0.305s r2 ok cost=$0 attempts=1
+        t=  0.305s r3 #0 primary        g          -> b        p=1.00 : success 200
+        t=  0.405s r3 ok cost=$0 attempts=1
+        t=  3.405s r4 #0 primary        g          -> a        p=1.00 : success 200
+        t=  3.505s r4 ok cost=$0 attempts=1
     "#]]
     .assert_eq(&d.table);
 }
@@ -341,10 +341,10 @@ fn rate_limit_on_a_single_deployment_waits_retry_after() {
     let mut d = Driver::new(yaml).script("only", vec![rate_limited(2_000)]);
     d.run(req("m"));
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        m          -> only     p=1.00 : rate_limited 429
-           0.005s r1 wait 2.000s
-           2.005s r1 #1 retry          m          -> only     p=1.00 : success 200
-           2.105s r1 ok cost=$0 attempts=2
+        t=  0.000s r1 #0 primary        m          -> only     p=1.00 : rate_limited 429
+        t=  0.005s r1 wait 2.000s
+        t=  2.005s r1 #1 retry          m          -> only     p=1.00 : success 200
+        t=  2.105s r1 ok cost=$0 attempts=2
     "#]]
     .assert_eq(&d.table);
 }
@@ -359,11 +359,11 @@ fn all_cooling_is_a_429_with_try_again_or_a_bounded_wait() {
     d.run(req("g"));
     d.run(req("g"));
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        g          -> a        p=1.00 : auth_error 401
-           0.005s r1 error 401 authentication_error: auth error. Received Model Group=g (deployment a, after 1 attempt(s))
-           0.005s r2 #0 primary        g          -> b        p=1.00 : not_found 404
-           0.010s r2 error 404 not_found_error: not found. Received Model Group=g (deployment b, after 1 attempt(s))
-           0.010s r3 error 429 rate_limit_error: No deployments available for selected model, Try again in 10 seconds. Passed model=g. pre-call-checks=false
+        t=  0.000s r1 #0 primary        g          -> a        p=1.00 : auth_error 401
+        t=  0.005s r1 error 401 authentication_error: auth error. Received Model Group=g (deployment a, after 1 attempt(s))
+        t=  0.005s r2 #0 primary        g          -> b        p=1.00 : not_found 404
+        t=  0.010s r2 error 404 not_found_error: not found. Received Model Group=g (deployment b, after 1 attempt(s))
+        t=  0.010s r3 error 429 rate_limit_error: No deployments available for selected model, Try again in 10 seconds. Passed model=g. pre-call-checks=false
     "#]]
     .assert_eq(&d.table);
 
@@ -403,18 +403,18 @@ fn failure_rate_over_half_cools_after_five_requests() {
         d.run(req("g"));
     }
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        g          -> a        p=1.00 : success 200
-           0.010s r1 ok cost=$0 attempts=1
-           0.010s r2 #0 primary        g          -> a        p=1.00 : server_error 500
-           0.020s r2 error 500 api_error: server error. Received Model Group=g (deployment a, after 1 attempt(s))
-           0.020s r3 #0 primary        g          -> a        p=1.00 : success 200
-           0.030s r3 ok cost=$0 attempts=1
-           0.030s r4 #0 primary        g          -> a        p=1.00 : server_error 500
-           0.040s r4 error 500 api_error: server error. Received Model Group=g (deployment a, after 1 attempt(s))
-           0.040s r5 #0 primary        g          -> a        p=1.00 : server_error 500
-           0.050s r5 error 500 api_error: server error. Received Model Group=g (deployment a, after 1 attempt(s))
-           0.050s r6 #0 primary        g          -> b        p=1.00 : success 200
-           0.150s r6 ok cost=$0 attempts=1
+        t=  0.000s r1 #0 primary        g          -> a        p=1.00 : success 200
+        t=  0.010s r1 ok cost=$0 attempts=1
+        t=  0.010s r2 #0 primary        g          -> a        p=1.00 : server_error 500
+        t=  0.020s r2 error 500 api_error: server error. Received Model Group=g (deployment a, after 1 attempt(s))
+        t=  0.020s r3 #0 primary        g          -> a        p=1.00 : success 200
+        t=  0.030s r3 ok cost=$0 attempts=1
+        t=  0.030s r4 #0 primary        g          -> a        p=1.00 : server_error 500
+        t=  0.040s r4 error 500 api_error: server error. Received Model Group=g (deployment a, after 1 attempt(s))
+        t=  0.040s r5 #0 primary        g          -> a        p=1.00 : server_error 500
+        t=  0.050s r5 error 500 api_error: server error. Received Model Group=g (deployment a, after 1 attempt(s))
+        t=  0.050s r6 #0 primary        g          -> b        p=1.00 : success 200
+        t=  0.150s r6 ok cost=$0 attempts=1
     "#]]
     .assert_eq(&d.table);
 }
@@ -447,12 +447,12 @@ model_list:
         d.run(req("g"));
     }
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        g          -> a        p=1.00 : success 200
-           0.100s r1 ok cost=$0 attempts=1
-           0.100s r2 #0 primary        g          -> a        p=1.00 : success 200
-           0.200s r2 ok cost=$0 attempts=1
-           0.200s r3 #0 primary        g          -> b        p=1.00 : success 200
-           0.300s r3 ok cost=$0 attempts=1
+        t=  0.000s r1 #0 primary        g          -> a        p=1.00 : success 200
+        t=  0.100s r1 ok cost=$0 attempts=1
+        t=  0.100s r2 #0 primary        g          -> a        p=1.00 : success 200
+        t=  0.200s r2 ok cost=$0 attempts=1
+        t=  0.200s r3 #0 primary        g          -> b        p=1.00 : success 200
+        t=  0.300s r3 ok cost=$0 attempts=1
     "#]]
     .assert_eq(&d.table);
 }
@@ -511,14 +511,14 @@ fn latency_based_tries_unknown_first_then_fastest() {
         d.run(req("g"));
     }
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        g          -> b        p=0.50 : success 200
-           0.100s r1 ok cost=$0 attempts=1
-           0.100s r2 #0 primary        g          -> a        p=1.00 : success 200
-           0.600s r2 ok cost=$0 attempts=1
-           0.600s r3 #0 primary        g          -> b        p=1.00 : success 200
-           0.700s r3 ok cost=$0 attempts=1
-           0.700s r4 #0 primary        g          -> b        p=1.00 : success 200
-           0.800s r4 ok cost=$0 attempts=1
+        t=  0.000s r1 #0 primary        g          -> b        p=0.50 : success 200
+        t=  0.100s r1 ok cost=$0 attempts=1
+        t=  0.100s r2 #0 primary        g          -> a        p=1.00 : success 200
+        t=  0.600s r2 ok cost=$0 attempts=1
+        t=  0.600s r3 #0 primary        g          -> b        p=1.00 : success 200
+        t=  0.700s r3 ok cost=$0 attempts=1
+        t=  0.700s r4 #0 primary        g          -> b        p=1.00 : success 200
+        t=  0.800s r4 ok cost=$0 attempts=1
     "#]]
     .assert_eq(&d.table);
 }
@@ -657,14 +657,14 @@ fn keys_alias_models_limit_and_budget() {
     assert_eq!(e.status, 429);
     assert!(e.retry_after_ms.is_some());
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        cheap      -> a        p=1.00 : success 200
-           0.100s r1 ok cost=$0 attempts=1
-           0.100s r2 #0 primary        premium    -> p        p=1.00 : success 200
-           0.200s r2 ok cost=$0.00075 attempts=1
-           0.200s r3 error 401 key_model_access_denied: key not allowed to access model. This key can only access models=["chat"]. Tried to access premium
-           0.200s r4 #0 primary        cheap      -> a        p=1.00 : success 200
-           0.300s r4 ok cost=$0 attempts=1
-           0.300s r5 error 429 rate_limit_error: Rate limit exceeded for key: rpm limit 2, current 2. Try again in 20 seconds.
+        t=  0.000s r1 #0 primary        cheap      -> a        p=1.00 : success 200
+        t=  0.100s r1 ok cost=$0 attempts=1
+        t=  0.100s r2 #0 primary        premium    -> p        p=1.00 : success 200
+        t=  0.200s r2 ok cost=$0.00075 attempts=1
+        t=  0.200s r3 error 401 key_model_access_denied: key not allowed to access model. This key can only access models=["chat"]. Tried to access premium
+        t=  0.200s r4 #0 primary        cheap      -> a        p=1.00 : success 200
+        t=  0.300s r4 ok cost=$0 attempts=1
+        t=  0.300s r5 error 429 rate_limit_error: Rate limit exceeded for key: rpm limit 2, current 2. Try again in 20 seconds.
     "#]]
     .assert_eq(&d.table);
     // Budget: $0.001 with $0.00075 spent; the reservation of the next request does not fit.
@@ -686,18 +686,14 @@ fn parallel_limit_counts_requests_in_flight() {
         ..req("chat")
     };
     let ev = d.router.receive(d.now, input.clone(), None);
-    assert!(matches!(
-        ev,
-        Event::RequestReceived(RequestReceived {
-            admission: Admission::Admitted { .. },
-            ..
-        })
-    ));
+    assert!(
+        matches!(&ev, Event::RequestReceived(r) if matches!(r.admission, Admission::Admitted { .. }))
+    );
     let ev2 = d.router.receive(d.now, input, None);
     let Event::RequestReceived(r2) = ev2 else {
         panic!()
     };
-    let Admission::Rejected(e) = r2.admission else {
+    let Admission::Rejected(e) = r2.admission.clone() else {
         panic!()
     };
     assert_eq!(e.status, 429);
@@ -727,12 +723,12 @@ router_settings: {enable_tag_filtering: true}
         ..req("g")
     });
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        g          -> a        p=1.00 : success 200
-           0.100s r1 ok cost=$0 attempts=1
-           0.100s r2 #0 primary        g          -> b        p=1.00 : success 200
-           0.200s r2 ok cost=$0 attempts=1
-           0.200s r3 #0 primary        g          -> b        p=1.00 : success 200
-           0.300s r3 ok cost=$0 attempts=1
+        t=  0.000s r1 #0 primary        g          -> a        p=1.00 : success 200
+        t=  0.100s r1 ok cost=$0 attempts=1
+        t=  0.100s r2 #0 primary        g          -> b        p=1.00 : success 200
+        t=  0.200s r2 ok cost=$0 attempts=1
+        t=  0.200s r3 #0 primary        g          -> b        p=1.00 : success 200
+        t=  0.300s r3 ok cost=$0 attempts=1
     "#]]
     .assert_eq(&d.table);
 }
@@ -753,10 +749,10 @@ fn escalation_header_routes_to_the_frontier_model() {
         ..req("production-llm")
     });
     expect_test::expect![[r#"
-           0.000s r1 #0 escalation     production-llm-fallback -> claude   p=1.00 : success 200
-           0.100s r1 ok cost=$0.00105 attempts=1
-           0.100s r2 #0 primary        production-llm -> vllm     p=1.00 : success 200
-           0.200s r2 ok cost=$0 attempts=1
+        t=  0.000s r1 #0 escalation     production-llm-fallback -> claude   p=1.00 : success 200
+        t=  0.100s r1 ok cost=$0.00105 attempts=1
+        t=  0.100s r2 #0 primary        production-llm -> vllm     p=1.00 : success 200
+        t=  0.200s r2 ok cost=$0 attempts=1
     "#]]
     .assert_eq(&d.table);
 }
@@ -850,19 +846,19 @@ router_settings:
     d.default = fail(OutcomeClass::ServerError, 500, 1);
     d.run(req("a"));
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        a          -> a        p=1.00 : server_error 500
-           0.001s r1 #1 fallback       b          -> b        p=1.00 : server_error 500
-           0.002s r1 error 500 api_error: server error. Received Model Group=b (deployment b, after 2 attempt(s))
+        t=  0.000s r1 #0 primary        a          -> a        p=1.00 : server_error 500
+        t=  0.001s r1 #1 fallback       b          -> b        p=1.00 : server_error 500
+        t=  0.002s r1 error 500 api_error: server error. Received Model Group=b (deployment b, after 2 attempt(s))
     "#]]
     .assert_eq(&d.table);
     let mut d = Driver::new(&yaml.replace("max_fallbacks: 1", "max_fallbacks: 5"));
     d.default = fail(OutcomeClass::ServerError, 500, 1);
     d.run(req("a"));
     expect_test::expect![[r#"
-           0.000s r1 #0 primary        a          -> a        p=1.00 : server_error 500
-           0.001s r1 #1 fallback       b          -> b        p=1.00 : server_error 500
-           0.002s r1 #2 fallback       c          -> c        p=1.00 : server_error 500
-           0.003s r1 error 500 api_error: server error. Received Model Group=c (deployment c, after 3 attempt(s))
+        t=  0.000s r1 #0 primary        a          -> a        p=1.00 : server_error 500
+        t=  0.001s r1 #1 fallback       b          -> b        p=1.00 : server_error 500
+        t=  0.002s r1 #2 fallback       c          -> c        p=1.00 : server_error 500
+        t=  0.003s r1 error 500 api_error: server error. Received Model Group=c (deployment c, after 3 attempt(s))
     "#]]
     .assert_eq(&d.table);
 }

@@ -20,7 +20,7 @@ pub(crate) fn samples() -> Vec<Event> {
             version: "0.1.0".into(),
             next_request_id: 7,
         }),
-        Event::RequestReceived(RequestReceived {
+        Event::RequestReceived(std::sync::Arc::new(RequestReceived {
             at: InstantUs(1_700_000_000_100_000),
             id: 7,
             seed: 0xDEAD_BEEF,
@@ -41,8 +41,8 @@ pub(crate) fn samples() -> Vec<Event> {
                 reason: Reason::Escalation,
                 reserved: PicoUsd(1_000),
             },
-        }),
-        Event::RequestReceived(RequestReceived {
+        })),
+        Event::RequestReceived(std::sync::Arc::new(RequestReceived {
             at: InstantUs(1_700_000_000_100_001),
             id: 8,
             seed: 1,
@@ -65,7 +65,7 @@ pub(crate) fn samples() -> Vec<Event> {
                 message: "Invalid model name passed in model=nope".into(),
                 retry_after_ms: None,
             }),
-        }),
+        })),
         Event::AttemptDecided(AttemptDecided {
             at: InstantUs(1_700_000_000_100_050),
             id: 7,
