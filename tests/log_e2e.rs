@@ -76,11 +76,9 @@ fn reopen(dir: &std::path::Path) -> (u64, u64) {
         "a SIGKILL must leave a clean log: {report:?}"
     );
     // A clean prefix: every event decodes, seqs are contiguous from 1.
-    let mut expect = 1;
-    for item in store.scan(0) {
+    for (expect, item) in (1..).zip(store.scan(0)) {
         let (seq, _) = item.unwrap();
         assert_eq!(seq, expect);
-        expect += 1;
     }
     store.close().unwrap();
     (report.n_events, report.last_seq)

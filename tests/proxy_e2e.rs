@@ -778,3 +778,82 @@ async fn every_request_leaves_its_events_and_sync_mode_is_durable_on_return() {
         assert!(evs.iter().any(|e| matches!(e, Event::RequestFinished(f) if f.id == id && f.result == RequestResult::Ok)));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_proxy_can_be_tailed_and_exported() {
+    let up = Fake::start(fake::ok()).await;
+    let cfg = two_groups(
+        &up.base(),
+        &up.base(),
+        "general_settings:\n  master_key: sk-master-1234\n",
+    );
+    let p = Proxy::start(&cfg, Opts::default()).await;
+    for _ in 0..5 {
+        let r = post_json(
+            &p.url("/v1/chat/completions"),
+            &[("authorization", "Bearer sk-master-1234")],
+            &chat("production-llm"),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    // Let the batched writer catch up (the endpoint reads what is written).
+    p.app.hub.store.flush().unwrap();
+    let url = format!("http://{}", p.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("live.jsonl");
+    let (url2, out2) = (url.clone(), out.clone());
+    let (tail, export, denied) = tokio::task::spawn_blocking(move || {
+        let bin = env!("CARGO_BIN_EXE_switchyard");
+        let tail = std::process::Command::new(bin)
+            .args(["log", "tail", &url2, "-n", "4", "--key", "sk-master-1234"])
+            .output()
+            .unwrap();
+        let export = std::process::Command::new(bin)
+            .args([
+                "log",
+                "export",
+                "--url",
+                &url2,
+                "--key",
+                "sk-master-1234",
+                "--format",
+                "jsonl",
+                "--out",
+            ])
+            .arg(&out2)
+            .output()
+            .unwrap();
+        let denied = std::process::Command::new(bin)
+            .args(["log", "tail", &url2, "--key", "sk-wrong"])
+            .env_remove("LITELLM_MASTER_KEY")
+            .output()
+            .unwrap();
+        (tail, export, denied)
+    })
+    .await
+    .unwrap();
+    assert!(
+        tail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tail.stderr)
+    );
+    let t = String::from_utf8_lossy(&tail.stdout);
+    assert_eq!(t.lines().count(), 4, "{t}");
+    assert!(t.lines().last().unwrap().contains("finished ok"), "{t}");
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("\"request_finished\""))
+            .count(),
+        5
+    );
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("401"));
+    p.stop().await;
+}

@@ -127,7 +127,7 @@ pub async fn drive<I: Iterator<Item = ItemResult>>(
                 .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
             drop(permit);
         }));
-        if n % 500 == 0 {
+        if n.is_multiple_of(500) {
             progress(n);
             handles.retain(|h| !h.is_finished());
         }

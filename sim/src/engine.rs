@@ -10,13 +10,14 @@
 
 use crate::model::{Ask, DeploymentSim, Fate, ProviderSet, Sampled};
 use crate::report::RunBuilder;
-use crate::workload::{Arrival, Item, ItemResult, Recorded};
+use crate::workload::{Arrival, Item, ItemResult};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use switchyard_engine::config::RoutingConfig;
 use switchyard_engine::core::event::{Admission, Event, Name, RateLimitInfo, RequestId};
 use switchyard_engine::core::outcome::OutcomeClass;
+use switchyard_engine::core::rng::FastMap;
 use switchyard_engine::core::router::{AttemptPlan, AttemptReport, Poll, Router};
 use switchyard_engine::core::units::{InstantUs, PicoUsd};
 
@@ -53,24 +54,56 @@ struct Key {
     n: u64,
 }
 
+/// Boxed payloads keep queue entries small (the heap moves them on every push and pop).
 enum What {
-    Item(Item),
+    Item(Box<Item>),
     Poll(RequestId),
-    Done(RequestId, AttemptReport),
+    Done(RequestId, Box<AttemptReport>),
+}
+
+/// A queue entry, ordered by its key only.
+struct Slot(Key, What);
+
+impl PartialEq for Slot {
+    fn eq(&self, o: &Self) -> bool {
+        self.0 == o.0
+    }
+}
+impl Eq for Slot {}
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Slot {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&o.0)
+    }
+}
+
+/// What an on-record request waits for from the trace.
+#[derive(Clone, Debug, PartialEq)]
+enum Follow {
+    /// Off the recorded path (or never on it): outcomes are sampled.
+    Off,
+    /// Waiting for the recorded decision (or the recorded end).
+    NextStep,
+    /// The recorded decision is due: its deployment, to compare with the router's.
+    Decision(Name),
+    /// Attempt `k` went where the recorded one went: waiting for its recorded outcome.
+    Outcome(u32),
 }
 
 struct Req {
     tokens_out: Option<u64>,
-    recorded: Option<Recorded>,
-    /// Still on the recorded path.
-    on_record: bool,
-    next_attempt: usize,
+    follow: Follow,
     tokens_in: u64,
     max_tokens: Option<u64>,
     stream: bool,
 }
 
-/// Where a sim step happens: the recorded (time, seq) while on record, else the given time.
+/// Ties: recorded events order by their seq; events the simulation makes order after the one
+/// that caused them.
 const TIE_SHIFT: u32 = 20;
 
 /// What a run produced.
@@ -87,9 +120,8 @@ pub struct Simulation {
     router: Router,
     cfg: Arc<RoutingConfig>,
     deps: Vec<DeploymentSim>,
-    queue: BinaryHeap<Reverse<(Key, u64)>>,
-    slots: BTreeMap<u64, What>,
-    reqs: BTreeMap<RequestId, Req>,
+    queue: BinaryHeap<Reverse<Slot>>,
+    reqs: FastMap<RequestId, Req>,
     n: u64,
     tie_base: u64,
     tie_counter: u64,
@@ -101,8 +133,11 @@ pub struct Simulation {
     n_reused: u64,
     n_sampled: u64,
     reuse: bool,
-    sink: Option<Box<dyn FnMut(&Event)>>,
+    sink: Option<Sink>,
 }
+
+/// Receives every event a run produces.
+pub type Sink = Box<dyn FnMut(&Event)>;
 
 fn class_of_status(status: u16) -> OutcomeClass {
     match status {
@@ -268,8 +303,7 @@ impl Simulation {
             cfg,
             deps,
             queue: BinaryHeap::new(),
-            slots: BTreeMap::new(),
-            reqs: BTreeMap::new(),
+            reqs: FastMap::default(),
             n: 0,
             tie_base: 0,
             tie_counter: 0,
@@ -291,7 +325,7 @@ impl Simulation {
     }
 
     /// Every event the router produces also goes to `sink` (to write a simulated trace).
-    pub fn with_sink(mut self, sink: Box<dyn FnMut(&Event)>) -> Self {
+    pub fn with_sink(mut self, sink: Sink) -> Self {
         self.sink = Some(sink);
         self
     }
@@ -302,13 +336,14 @@ impl Simulation {
             (self.tie_base << TIE_SHIFT) | self.tie_counter
         });
         self.n += 1;
-        let key = Key {
-            at: at.max(self.now),
-            tie,
-            n: self.n,
-        };
-        self.slots.insert(self.n, what);
-        self.queue.push(Reverse((key, self.n)));
+        self.queue.push(Reverse(Slot(
+            Key {
+                at: at.max(self.now),
+                tie,
+                n: self.n,
+            },
+            what,
+        )));
     }
 
     fn log(&mut self, ev: &Event) {
@@ -327,63 +362,75 @@ impl Simulation {
         mut workload: I,
         progress: &mut dyn FnMut(u64),
     ) -> Result<RunOutput, SimError> {
-        let mut pending_item = true;
-        if let Some(first) = workload.next() {
-            let item = first.map_err(SimError::Workload)?;
-            self.push_item(item);
-        } else {
-            pending_item = false;
+        // The workload streams: one item is in the queue at a time, the next is read when it pops.
+        match workload.next() {
+            Some(first) => {
+                let item = first.map_err(SimError::Workload)?;
+                self.push_item(item);
+            }
+            None => return Ok(self.output()),
         }
-        while let Some(Reverse((key, n))) = self.queue.pop() {
+        let mut more = true;
+        while let Some(Reverse(Slot(key, what))) = self.queue.pop() {
             self.now = key.at;
             self.tie_base = key.tie >> TIE_SHIFT;
-            let what = self
-                .slots
-                .remove(&n)
-                .expect("every queued key has its slot");
             match what {
                 What::Item(item) => {
-                    if pending_item {
+                    let item = *item;
+                    if more {
                         match workload.next() {
                             Some(next) => {
                                 let next = next.map_err(SimError::Workload)?;
                                 self.push_item(next);
                             }
-                            None => pending_item = false,
+                            None => more = false,
                         }
                     }
                     self.on_item(item)?;
+                    if self.n_requests.is_multiple_of(65_536) {
+                        progress(self.n_requests);
+                    }
                 }
                 What::Poll(id) => self.on_poll(id),
-                What::Done(id, report) => self.on_done(id, report),
-            }
-            if self.n_requests % 65_536 == 0 {
-                progress(self.n_requests);
+                What::Done(id, report) => self.on_done(id, *report),
             }
         }
         progress(self.n_requests);
-        Ok(RunOutput {
+        Ok(self.output())
+    }
+
+    fn output(self) -> RunOutput {
+        RunOutput {
             report: self.report,
             decisions: self.decisions,
             n_requests: self.n_requests,
             n_reused: self.n_reused,
             n_sampled: self.n_sampled,
-        })
+        }
     }
 
     fn push_item(&mut self, item: Item) {
         let at = item.at().0;
         let tie = match &item {
-            Item::Apply { seq, .. } => Some(*seq),
+            Item::Apply { seq, .. } | Item::Step { seq, .. } => Some(*seq),
             Item::Request(a) => a.recorded.as_ref().map(|r| r.seq),
         };
-        self.push(at, tie, What::Item(item));
+        self.push(at, tie, What::Item(Box::new(item)));
     }
 
     fn on_item(&mut self, item: Item) -> Result<(), SimError> {
         match item {
             Item::Apply { event, .. } => {
                 self.router.apply(&event);
+                if matches!(event, Event::ProxyStarted(_)) {
+                    // The restart abandoned every request in flight.
+                    let st = self.router.state();
+                    self.reqs.retain(|id, _| st.requests.contains_key(id));
+                }
+                Ok(())
+            }
+            Item::Step { seq, event } => {
+                self.on_step(seq, &event);
                 Ok(())
             }
             Item::Request(a) => self.on_arrival(*a),
@@ -417,10 +464,11 @@ impl Simulation {
         self.n_requests += 1;
         if let Event::RequestReceived(r) = &ev {
             if let Admission::Rejected(e) = &r.admission {
-                // A model the config lacks is bad input unless the trace shows it was rejected
-                // live too (a client's typo).
-                let rejected_live = recorded.as_ref().is_some_and(|rec| rec.attempts.is_empty());
-                if e.code.as_deref() == Some("model_not_found") && !rejected_live {
+                // A model the config lacks is bad input, unless the trace shows the live proxy
+                // rejected it too (a client's typo).
+                if e.code.as_deref() == Some("model_not_found")
+                    && recorded.is_none_or(|r| r.admitted)
+                {
                     return Err(SimError::UnknownModel {
                         model,
                         at_s: at.0 as f64 / 1e6,
@@ -436,57 +484,83 @@ impl Simulation {
             }
         }
         let id = ev.request_id().expect("RequestReceived has an id");
+        let rejected_here = matches!(&ev, Event::RequestReceived(r) if matches!(r.admission, Admission::Rejected(_)));
         self.log(&ev);
-        let on_record = self.reuse && recorded.is_some();
+        let follow = if self.reuse && recorded.is_some() && !rejected_here {
+            Follow::NextStep
+        } else {
+            Follow::Off
+        };
+        let waits = follow == Follow::NextStep;
         self.reqs.insert(
             id,
             Req {
                 tokens_out,
-                recorded,
-                on_record,
-                next_attempt: 0,
+                follow,
                 tokens_in,
                 max_tokens,
                 stream,
             },
         );
-        let (t, tie) = self.next_recorded_step(id).unwrap_or((at.0, None));
-        self.push(t, tie, What::Poll(id));
+        if !waits {
+            self.push(at.0, None, What::Poll(id));
+        }
         Ok(())
     }
 
-    /// When the request's next router interaction happened live (while on record).
-    fn next_recorded_step(&self, id: RequestId) -> Option<(u64, Option<u64>)> {
-        let r = self.reqs.get(&id)?;
-        if !r.on_record {
-            return None;
+    /// A recorded step of a request: advance the request while it is still on the recorded path.
+    fn on_step(&mut self, seq: u64, ev: &Event) {
+        let Some(id) = ev.request_id() else { return };
+        let Some(r) = self.reqs.get_mut(&id) else {
+            return;
+        };
+        if let Event::AttemptFinished(f) = ev {
+            if r.tokens_out.is_none() && f.class.is_success() {
+                r.tokens_out = Some(f.tokens_out);
+            }
         }
-        let rec = r.recorded.as_ref()?;
-        if let Some(a) = rec.attempts.get(r.next_attempt) {
-            return Some((a.decided.at.0, Some(a.decided_seq)));
+        match (&r.follow, ev) {
+            (Follow::NextStep, Event::AttemptDecided(d)) => {
+                r.follow = Follow::Decision(d.deployment.clone());
+                self.push(d.at.0, Some(seq), What::Poll(id));
+            }
+            (Follow::NextStep, Event::RequestFinished(f)) => {
+                self.push(f.at.0, Some(seq), What::Poll(id));
+            }
+            (Follow::Outcome(k), Event::AttemptFinished(f)) if f.attempt == *k => {
+                let report = report_of_recorded(f);
+                r.follow = Follow::NextStep;
+                self.n_reused += 1;
+                self.push(f.at.0, Some(seq), What::Done(id, Box::new(report)));
+            }
+            _ => {}
         }
-        rec.finished.as_ref().map(|(seq, f)| (f.at.0, Some(*seq)))
     }
 
     fn on_poll(&mut self, id: RequestId) {
         let now = InstantUs(self.now);
-        match self.router.poll(now, id) {
+        let poll = self.router.poll(now, id);
+        let expected = self
+            .reqs
+            .get_mut(&id)
+            .map(|r| std::mem::replace(&mut r.follow, Follow::Off));
+        match poll {
             Poll::Attempt { event, plan } => {
                 self.log(&event);
-                self.start_attempt(id, &event, plan);
-            }
-            Poll::Wait { until } => {
-                let step = self.next_recorded_step(id).filter(|(t, _)| *t >= until.0);
-                match step {
-                    Some((t, tie)) => self.push(t, tie, What::Poll(id)),
-                    None => {
+                let Event::AttemptDecided(d) = &event else {
+                    return;
+                };
+                match expected {
+                    Some(Follow::Decision(dep)) if dep == d.deployment => {
                         if let Some(r) = self.reqs.get_mut(&id) {
-                            r.on_record = false;
+                            r.follow = Follow::Outcome(plan.attempt);
                         }
-                        self.push(until.0, None, What::Poll(id));
+                        self.deps[plan.deployment].start();
                     }
+                    _ => self.sample_attempt(id, plan),
                 }
             }
+            Poll::Wait { until } => self.push(until.0, None, What::Poll(id)),
             Poll::Done { event, .. } => {
                 self.log(&event);
                 self.reqs.remove(&id);
@@ -497,30 +571,8 @@ impl Simulation {
         }
     }
 
-    fn start_attempt(&mut self, id: RequestId, event: &Event, plan: AttemptPlan) {
-        let Event::AttemptDecided(d) = event else {
-            return;
-        };
-        let Some(r) = self.reqs.get_mut(&id) else {
-            return;
-        };
-        let k = r.next_attempt;
-        r.next_attempt += 1;
-        // Reuse the recorded outcome when this attempt goes where the recorded one went.
-        if r.on_record {
-            let rec = r.recorded.as_ref().and_then(|rec| rec.attempts.get(k));
-            match rec.and_then(|a| a.finished.as_ref().map(|f| (a, f))) {
-                Some((a, (seq, f))) if a.decided.deployment == d.deployment => {
-                    let report = report_of_recorded(f);
-                    let (t, tie) = (f.at.0, Some(*seq));
-                    self.n_reused += 1;
-                    self.deps[plan.deployment].start();
-                    self.push(t, tie, What::Done(id, report));
-                    return;
-                }
-                _ => r.on_record = false,
-            }
-        }
+    fn sample_attempt(&mut self, id: RequestId, plan: AttemptPlan) {
+        let Some(r) = self.reqs.get(&id) else { return };
         let ask = Ask {
             now_us: self.now,
             key: id.wrapping_mul(64).wrapping_add(plan.attempt as u64),
@@ -536,7 +588,7 @@ impl Simulation {
         let report = report_of(&sampled, plan.timeout.0, stream);
         self.n_sampled += 1;
         let t = self.now.saturating_add(report.duration_us);
-        self.push(t, None, What::Done(id, report));
+        self.push(t, None, What::Done(id, Box::new(report)));
     }
 
     fn on_done(&mut self, id: RequestId, report: AttemptReport) {
@@ -563,9 +615,13 @@ impl Simulation {
                 self.report.on_cooldown(&name, added);
             }
         }
-        match self.next_recorded_step(id) {
-            Some((t, tie)) => self.push(t, tie, What::Poll(id)),
-            None => self.on_poll(id),
+        // On the recorded path, the next step happens when the trace says; otherwise now.
+        let on_record = self
+            .reqs
+            .get(&id)
+            .is_some_and(|r| r.follow == Follow::NextStep);
+        if !on_record {
+            self.on_poll(id);
         }
     }
 }

@@ -83,10 +83,16 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum LogCmd {
-    /// Write a portable trace file that `sim` reads.
+    /// Write a portable trace file that `sim` reads (from a stopped proxy's data directory, or
+    /// from a running proxy with --url).
     Export {
+        #[arg(long, required_unless_present = "url")]
+        data: Option<PathBuf>,
+        /// A running proxy (`http://host:port`); needs its master key in --key or LITELLM_MASTER_KEY.
         #[arg(long)]
-        data: PathBuf,
+        url: Option<String>,
+        #[arg(long, env = "LITELLM_MASTER_KEY", hide_env_values = true)]
+        key: Option<String>,
         #[arg(long, short = 'o')]
         out: PathBuf,
         /// Only events at or after this time (RFC 3339 or microseconds since the epoch).
@@ -102,16 +108,18 @@ enum LogCmd {
         /// A data directory or a trace file.
         source: PathBuf,
     },
-    /// Events as human-readable lines.
+    /// Events as human-readable lines, from a data directory, a trace file, or a running proxy
+    /// (`http://host:port`, with its master key in --key or LITELLM_MASTER_KEY).
     Tail {
-        source: PathBuf,
+        source: String,
         /// Show the last N events.
         #[arg(short = 'n', default_value_t = 20)]
         n: usize,
-        /// Keep printing new events (data directories of a stopped proxy are static; use with a
-        /// trace file that is being written, or while nothing else holds the directory).
+        /// Keep printing new events as they are logged.
         #[arg(short = 'f', long)]
         follow: bool,
+        #[arg(long, env = "LITELLM_MASTER_KEY", hide_env_values = true)]
+        key: Option<String>,
     },
     /// Delete events that are exported and older than a bound (opt-in retention).
     Prune {
@@ -373,6 +381,8 @@ fn log(cmd: LogCmd) -> Result<i32> {
     match cmd {
         LogCmd::Export {
             data,
+            url,
+            key,
             out,
             from,
             to,
@@ -389,17 +399,11 @@ fn log(cmd: LogCmd) -> Result<i32> {
             let to = to
                 .map(|s| parse_time(&s).with_context(|| format!("--to `{s}` is not a time")))
                 .transpose()?;
-            let (store, _) = Store::open(&data, StoreOptions::default())
-                .with_context(|| format!("open event log {}", data.display()))?;
             let file =
                 std::fs::File::create(&out).with_context(|| format!("create {}", out.display()))?;
             let mut w = TraceWriter::new(BufWriter::new(file), format)?;
-            let mut last = 0;
-            for item in store.scan(0) {
-                let (seq, ev) = item?;
-                last = seq;
-                let at = ev.at();
-                // Config and key events are always kept: a window of requests needs them to replay.
+            // Config and key events are always kept: a window of requests needs them to replay.
+            let keep = |ev: &Event| {
                 let structural = matches!(
                     ev,
                     Event::ConfigApplied(_)
@@ -407,17 +411,45 @@ fn log(cmd: LogCmd) -> Result<i32> {
                         | Event::KeyDeleted(_)
                         | Event::ProxyStarted(_)
                 );
-                if !structural && (from.is_some_and(|f| at < f) || to.is_some_and(|t| at > t)) {
-                    continue;
+                let at = ev.at();
+                structural || !(from.is_some_and(|f| at < f) || to.is_some_and(|t| at > t))
+            };
+            match (data, url) {
+                (_, Some(u)) => {
+                    let mut next = 1;
+                    loop {
+                        let page = fetch_events(&u, key.as_deref(), next, 10_000)?;
+                        if page.is_empty() {
+                            break;
+                        }
+                        for (seq, ev) in page {
+                            next = seq + 1;
+                            if keep(&ev) {
+                                w.write(seq, &ev)?;
+                            }
+                        }
+                    }
                 }
-                w.write(seq, &ev)?;
+                (Some(d), None) => {
+                    let (store, _) = Store::open(&d, StoreOptions::default())
+                        .with_context(|| format!("open event log {}", d.display()))?;
+                    let mut last = 0;
+                    for item in store.scan(0) {
+                        let (seq, ev) = item?;
+                        last = seq;
+                        if keep(&ev) {
+                            w.write(seq, &ev)?;
+                        }
+                    }
+                    if from.is_none() && to.is_none() {
+                        store.mark_exported(last)?;
+                    }
+                    store.close()?;
+                }
+                (None, None) => bail!("give --data DIR or --url URL"),
             }
             let n = w.n_events;
             w.finish()?.flush()?;
-            if from.is_none() && to.is_none() {
-                store.mark_exported(last)?;
-            }
-            store.close()?;
             eprintln!("wrote {n} events to {}", out.display());
             Ok(0)
         }
@@ -493,7 +525,16 @@ fn log(cmd: LogCmd) -> Result<i32> {
             println!("total cost: {total}");
             Ok(0)
         }
-        LogCmd::Tail { source, n, follow } => {
+        LogCmd::Tail {
+            source,
+            n,
+            follow,
+            key,
+        } => {
+            if source.starts_with("http://") {
+                return tail_url(&source, key.as_deref(), n, follow);
+            }
+            let source = PathBuf::from(source);
             let mut ring: std::collections::VecDeque<String> = std::collections::VecDeque::new();
             let mut last_seq = 0;
             for_each_event(&source, |seq, ev| {
@@ -506,17 +547,19 @@ fn log(cmd: LogCmd) -> Result<i32> {
             for l in &ring {
                 println!("{l}");
             }
-            while follow {
-                std::thread::sleep(Duration::from_millis(500));
-                let mut newer = Vec::new();
-                for_each_event(&source, |seq, ev| {
-                    if seq > last_seq {
-                        newer.push((seq, describe(seq, ev)));
+            if follow {
+                loop {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let mut newer = Vec::new();
+                    for_each_event(&source, |seq, ev| {
+                        if seq > last_seq {
+                            newer.push((seq, describe(seq, ev)));
+                        }
+                    })?;
+                    for (seq, l) in newer {
+                        last_seq = seq;
+                        println!("{l}");
                     }
-                })?;
-                for (seq, l) in newer {
-                    last_seq = seq;
-                    println!("{l}");
                 }
             }
             Ok(0)
@@ -548,6 +591,82 @@ fn log(cmd: LogCmd) -> Result<i32> {
             writers,
         } => stress(&data, durability(&d, flush_ms)?, count, writers),
     }
+}
+
+/// One page of events from a running proxy's `/log/events` (plain HTTP/1.1 on a socket: an
+/// admin tool talking to the proxy on its own network).
+fn fetch_events(
+    url: &str,
+    key: Option<&str>,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Event)>> {
+    use std::io::{Read, Write as _};
+    let rest = url
+        .strip_prefix("http://")
+        .context("only http:// URLs are supported")?;
+    let (host, base) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, String::new()));
+    let base = base.trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).with_context(|| format!("connect to {host}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET {base}/log/events?from={from}&limit={limit} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        bail!("{url}/log/events answered {status}: {}", body.trim());
+    }
+    let mut out = Vec::new();
+    for line in body.lines() {
+        if let Some(x) =
+            switchyard_engine::events::jsonl::from_line(line).map_err(|e| anyhow::anyhow!("{e}"))?
+        {
+            out.push(x);
+        }
+    }
+    Ok(out)
+}
+
+fn tail_url(url: &str, key: Option<&str>, n: usize, follow: bool) -> Result<i32> {
+    // Find the end, then show the last `n`.
+    let mut from = 1u64;
+    let mut ring: std::collections::VecDeque<(u64, Event)> = std::collections::VecDeque::new();
+    loop {
+        let page = fetch_events(url, key, from, 10_000)?;
+        if page.is_empty() {
+            break;
+        }
+        for (seq, ev) in page {
+            from = seq + 1;
+            ring.push_back((seq, ev));
+            if ring.len() > n {
+                ring.pop_front();
+            }
+        }
+    }
+    for (seq, ev) in &ring {
+        println!("{}", describe(*seq, ev));
+    }
+    if follow {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            for (seq, ev) in fetch_events(url, key, from, 10_000)? {
+                from = seq + 1;
+                println!("{}", describe(seq, &ev));
+            }
+        }
+    }
+    Ok(0)
 }
 
 /// Appends synthetic events from several threads and prints `ack <seq> <unix_us>` for each

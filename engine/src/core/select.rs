@@ -106,6 +106,7 @@ fn weighted_index(weights: &[u64], draw: u64) -> usize {
 
 /// Picks among `eligible` (non-empty, ascending indices). `sticky` replaces the random draw of
 /// the weighted pick with a hash of the request attribute, so one caller stays on one arm.
+#[allow(clippy::too_many_arguments)] // every input is a distinct fact of the decision
 pub fn pick(
     cfg: &RoutingConfig,
     st: &State,

@@ -182,9 +182,8 @@ impl<R: BufRead> TraceReader<R> {
 
     fn next_binary(&mut self) -> Result<Option<(u64, Event)>, TraceError> {
         let mut seq = [0u8; 8];
-        match read_exact_or_eof(&mut self.inp, &mut seq)? {
-            false => return Ok(None),
-            true => {}
+        if !read_exact_or_eof(&mut self.inp, &mut seq)? {
+            return Ok(None);
         }
         self.index += 1;
         let index = self.index;

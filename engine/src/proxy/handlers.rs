@@ -3,6 +3,9 @@
 //! A request runs in its own task, so a client that goes away does not cancel the accounting: the
 //! attempt in flight finishes and its events are logged.
 
+// Handlers return `Response` as their error: it is what axum sends, and boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
 use super::auth::{self, Caller};
 use super::hub::await_ack;
 use super::request::{self, ClientRequest};
@@ -323,7 +326,7 @@ async fn process(
                             (
                                 (),
                                 c.router
-                                    .attempt_finished(now, id, report)
+                                    .attempt_finished(now, id, *report)
                                     .into_iter()
                                     .collect(),
                             )
@@ -1021,4 +1024,44 @@ pub async fn config_reload(State(app): State<Arc<App>>, headers: HeaderMap) -> R
 
 pub async fn not_found() -> Response {
     err(404, "not_found_error", "no such endpoint")
+}
+
+/// Events from the log, as JSON Lines (`switchyard log tail --url`, `log export --url`): the
+/// `limit` events from seq `from` on. Needs the master key.
+pub async fn log_events(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = require_admin(&app, &headers) {
+        return r;
+    }
+    let from: u64 = q.get("from").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+        .min(100_000);
+    let store = app.hub.store.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        for item in store.scan(from).take(limit) {
+            match item {
+                Ok((seq, ev)) => {
+                    out.push_str(&crate::events::jsonl::to_line(seq, &ev));
+                    out.push('\n');
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(out)
+    })
+    .await;
+    match body {
+        Ok(Ok(text)) => {
+            ([(http::header::CONTENT_TYPE, "application/x-ndjson")], text).into_response()
+        }
+        Ok(Err(e)) => err(500, "api_error", format!("reading the event log: {e}")),
+        Err(e) => err(500, "api_error", format!("reading the event log: {e}")),
+    }
 }

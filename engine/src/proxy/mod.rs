@@ -264,6 +264,7 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         .route("/key/info", get(key_info))
         .route("/key/delete", post(key_delete))
         .route("/config/reload", post(config_reload))
+        .route("/log/events", get(log_events))
         .fallback(not_found)
         .with_state(app)
 }

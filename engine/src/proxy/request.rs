@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(r.user.as_deref(), Some("u"));
         assert_eq!(r.text_bytes, 11);
         assert_eq!(estimate_tokens(&r, None), 3 + 4 + 3);
-        // Tight limit: exact tokenization ("hello world" is two tokens).
-        assert_eq!(estimate_tokens(&r, Some(5)), 2 + 7);
+        // Tight limit: exact tokenization ("hello world" and the message separator: three tokens).
+        assert_eq!(estimate_tokens(&r, Some(5)), 3 + 7);
     }
 }

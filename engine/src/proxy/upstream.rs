@@ -55,7 +55,7 @@ pub struct OpenStream {
 pub enum AttemptResult {
     /// The attempt is over: `body` holds the answer for the client on success.
     Done {
-        report: AttemptReport,
+        report: Box<AttemptReport>,
         body: Option<Bytes>,
     },
     Stream(Box<OpenStream>),
@@ -65,7 +65,7 @@ fn failure(class: OutcomeClass, status: u16, started: Instant, message: String) 
     let mut r = AttemptReport::failure(class, status, started.elapsed().as_micros() as u64);
     r.message = Some(message);
     AttemptResult::Done {
-        report: r,
+        report: Box::new(r),
         body: None,
     }
 }
@@ -119,7 +119,7 @@ fn failure_from_status(
     r.message = Some(c.message);
     r.ttft_us = Some(ttft.as_micros() as u64);
     AttemptResult::Done {
-        report: r,
+        report: Box::new(r),
         body: None,
     }
 }
@@ -214,7 +214,7 @@ pub async fn attempt(
                 r.rate_limit = rate_limit_info(&headers);
                 let body = parsed.body.map(Bytes::from).unwrap_or(bytes);
                 AttemptResult::Done {
-                    report: r,
+                    report: Box::new(r),
                     body: Some(body),
                 }
             }

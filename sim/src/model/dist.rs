@@ -119,6 +119,8 @@ fn quantile_of(points: &[(f64, f64)], u: f64) -> f64 {
 }
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9).
+/// The coefficients are quoted as published.
+#[allow(clippy::excessive_precision)]
 pub fn normal_quantile(p: f64) -> f64 {
     let p = p.clamp(1e-12, 1.0 - 1e-12);
     const A: [f64; 6] = [

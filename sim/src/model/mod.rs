@@ -244,7 +244,7 @@ pub struct Ask {
 /// flight.
 #[derive(Clone, Debug)]
 pub struct DeploymentSim {
-    pub model: ProviderModel,
+    pub model: std::sync::Arc<ProviderModel>,
     seed: u64,
     err_rng: Rng,
     bad: bool,
@@ -263,7 +263,7 @@ impl DeploymentSim {
         DeploymentSim {
             rpm_level: model.rate_limits.rpm.unwrap_or(0) as f64,
             tpm_level: model.rate_limits.tpm.unwrap_or(0) as f64,
-            model,
+            model: std::sync::Arc::new(model),
             seed,
             err_rng,
             bad: false,

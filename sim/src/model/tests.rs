@@ -192,10 +192,7 @@ fn rate_limits_are_token_buckets_with_retry_after() {
         } = d.sample(&ask(i * 1000, i, 10)).fate
         {
             limited += 1;
-            assert!(
-                retry_after_ms >= 850 && retry_after_ms <= 1000,
-                "{retry_after_ms}"
-            );
+            assert!((850..=1000).contains(&retry_after_ms), "{retry_after_ms}");
             assert_eq!(limit_requests, Some(60));
         }
     }

@@ -8,7 +8,11 @@ pub mod render;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use switchyard_engine::core::event::{Admission, Event, Reason, RequestId, RequestResult};
+use switchyard_engine::core::event::{Admission, Event, Name, Reason, RequestId, RequestResult};
+use switchyard_engine::core::rng::FastMap;
+
+const UNKNOWN: &str = "(unknown)";
+const REJECTED: &str = "(rejected)";
 use switchyard_engine::core::units::PicoUsd;
 
 /// Histograms hold microseconds up to one hour, three significant digits.
@@ -57,7 +61,7 @@ impl Default for Scope {
 pub struct DepScope {
     pub attempts: u64,
     pub successes: u64,
-    pub failures_by_class: BTreeMap<String, u64>,
+    pub failures_by_class: BTreeMap<&'static str, u64>,
     pub cost: PicoUsd,
     pub cooldown_us: u64,
     pub duration: Histogram<u64>,
@@ -80,12 +84,12 @@ impl Default for DepScope {
 #[derive(Clone, Debug, Default)]
 pub struct RunBuilder {
     pub overall: Scope,
-    pub groups: BTreeMap<String, Scope>,
-    pub deployments: BTreeMap<String, DepScope>,
+    pub groups: BTreeMap<Name, Scope>,
+    pub deployments: BTreeMap<Name, DepScope>,
     /// Series bucket -> deployment -> attempts.
-    pub series: BTreeMap<u64, BTreeMap<String, u64>>,
+    pub series: BTreeMap<u64, BTreeMap<Name, u64>>,
     /// Requests in flight: their group and whether they stream (TTFT counts for streams only).
-    in_flight: BTreeMap<RequestId, (String, bool)>,
+    in_flight: FastMap<RequestId, (Name, bool)>,
     pub first_us: Option<u64>,
     pub last_us: u64,
 }
@@ -95,11 +99,11 @@ impl RunBuilder {
         RunBuilder::default()
     }
 
-    fn group_of(&self, id: RequestId) -> String {
+    fn group_of(&self, id: RequestId) -> Name {
         self.in_flight
             .get(&id)
             .map(|x| x.0.clone())
-            .unwrap_or_else(|| "(unknown)".into())
+            .unwrap_or_else(|| Name::from(UNKNOWN))
     }
 
     pub fn on_event(&mut self, ev: &Event) {
@@ -109,8 +113,8 @@ impl RunBuilder {
         match ev {
             Event::RequestReceived(r) => {
                 let g = match &r.admission {
-                    Admission::Admitted { group, .. } => group.to_string(),
-                    Admission::Rejected(_) => "(rejected)".to_string(),
+                    Admission::Admitted { group, .. } => group.clone(),
+                    Admission::Rejected(_) => Name::from(REJECTED),
                 };
                 self.in_flight.insert(r.id, (g, r.stream));
             }
@@ -127,36 +131,31 @@ impl RunBuilder {
                     }
                 }
                 self.deployments
-                    .entry(d.deployment.to_string())
+                    .entry(d.deployment.clone())
                     .or_default()
                     .attempts += 1;
                 *self
                     .series
                     .entry(at / SERIES_BUCKET_US)
                     .or_default()
-                    .entry(d.deployment.to_string())
+                    .entry(d.deployment.clone())
                     .or_insert(0) += 1;
             }
             Event::AttemptFinished(a) => {
-                let dep = self
-                    .deployments
-                    .entry(a.deployment.to_string())
-                    .or_default();
+                let dep = self.deployments.entry(a.deployment.clone()).or_default();
                 dep.cost = dep.cost.saturating_add(a.cost);
                 record(&mut dep.duration, a.duration_us);
                 if a.class.is_success() {
                     dep.successes += 1;
                 } else {
-                    *dep.failures_by_class
-                        .entry(a.class.name().to_string())
-                        .or_insert(0) += 1;
+                    *dep.failures_by_class.entry(a.class.name()).or_insert(0) += 1;
                 }
             }
             Event::RequestFinished(f) => {
                 let (g, stream) = self
                     .in_flight
                     .remove(&f.id)
-                    .unwrap_or_else(|| ("(unknown)".into(), false));
+                    .unwrap_or_else(|| (Name::from(UNKNOWN), false));
                 for s in [&mut self.overall, self.groups.entry(g).or_default()] {
                     s.requests += 1;
                     s.cost = s.cost.saturating_add(f.cost);
@@ -179,10 +178,15 @@ impl RunBuilder {
     }
 
     pub fn on_cooldown(&mut self, deployment: &str, added_us: u64) {
-        self.deployments
-            .entry(deployment.to_string())
-            .or_default()
-            .cooldown_us += added_us;
+        match self.deployments.get_mut(deployment) {
+            Some(d) => d.cooldown_us += added_us,
+            None => {
+                self.deployments
+                    .entry(Name::from(deployment))
+                    .or_default()
+                    .cooldown_us += added_us
+            }
+        }
     }
 
     /// The run's figures.
@@ -220,14 +224,14 @@ impl RunBuilder {
             for (c, n) in &d.failures_by_class {
                 f.insert(format!("failed_{c}"), *n as f64);
             }
-            deployments.insert(id.clone(), f);
+            deployments.insert(id.to_string(), f);
         }
         RunFigures {
             overall: scope_figures(&self.overall),
             groups: self
                 .groups
                 .iter()
-                .map(|(k, v)| (k.clone(), scope_figures(v)))
+                .map(|(k, v)| (k.to_string(), scope_figures(v)))
                 .collect(),
             deployments,
             span_s: (self.last_us - self.first_us.unwrap_or(self.last_us)) as f64 / 1e6,
@@ -432,12 +436,17 @@ impl RunBuilder {
             cost_by_deployment: self
                 .deployments
                 .iter()
-                .map(|(k, d)| (k.clone(), d.cost.as_usd_f64()))
+                .map(|(k, d)| (k.to_string(), d.cost.as_usd_f64()))
                 .collect(),
             share_over_time: self
                 .series
                 .iter()
-                .map(|(b, m)| (((b - first) * SERIES_BUCKET_US) as f64 / 1e6, m.clone()))
+                .map(|(b, m)| {
+                    (
+                        ((b - first) * SERIES_BUCKET_US) as f64 / 1e6,
+                        m.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                    )
+                })
                 .collect(),
         }
     }

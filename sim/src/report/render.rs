@@ -152,7 +152,9 @@ fn header(meta: &Meta, s: &Summary) -> String {
     )
 }
 
-fn rows(s: &Summary) -> (Vec<(String, Vec<String>)>, Vec<(String, Vec<String>)>) {
+type Rows = Vec<(String, Vec<String>)>;
+
+fn rows(s: &Summary) -> (Rows, Rows) {
     let mut scope = vec![("overall".to_string(), scope_row(&s.overall, s.runs))];
     for (g, m) in &s.groups {
         scope.push((format!("group {g}"), scope_row(m, s.runs)));

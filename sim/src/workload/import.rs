@@ -125,7 +125,7 @@ pub fn parse_mix(s: &str) -> Result<Vec<MixEntry>, String> {
             ),
             None => (rest, 1.0),
         };
-        if model.is_empty() || !(weight > 0.0) {
+        if model.is_empty() || weight.is_nan() || weight <= 0.0 {
             return Err(format!("`{part}`: expected model[:weight][@key][#tag]"));
         }
         out.push(MixEntry {

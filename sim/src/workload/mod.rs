@@ -8,27 +8,18 @@ pub mod import;
 pub mod synth;
 pub mod trace;
 
-use switchyard_engine::core::event::{
-    AttemptDecided, AttemptFinished, Event, RequestFinished, RequestId,
-};
+use switchyard_engine::core::event::{Event, RequestId};
 use switchyard_engine::core::router::RequestInput;
 use switchyard_engine::core::units::InstantUs;
 
-/// A request's recorded path through the live proxy.
-#[derive(Clone, Debug, PartialEq)]
+/// Identifies a recorded request: its id and seed in the trace, and the seq of its arrival.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recorded {
     pub id: RequestId,
     pub seed: u64,
     pub seq: u64,
-    pub attempts: Vec<RecordedAttempt>,
-    pub finished: Option<(u64, RequestFinished)>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct RecordedAttempt {
-    pub decided_seq: u64,
-    pub decided: AttemptDecided,
-    pub finished: Option<(u64, AttemptFinished)>,
+    /// The live proxy admitted it (it knew the model).
+    pub admitted: bool,
 }
 
 /// One request to replay.
@@ -36,17 +27,24 @@ pub struct RecordedAttempt {
 pub struct Arrival {
     pub at: InstantUs,
     pub input: RequestInput,
-    /// Output tokens the request generates (from the trace or the workload), if known.
+    /// Output tokens the request generates (from the workload), if known.
     pub tokens_out: Option<u64>,
     /// Key alias or id named by a workload file (resolved against the config by the simulator).
     pub key: Option<String>,
     pub recorded: Option<Recorded>,
 }
 
+/// Items come in the trace's order (time order).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     Request(Box<Arrival>),
-    /// A recorded event that changes router state by itself (keys, restarts), at its seq.
+    /// A recorded step of a request received earlier: `AttemptDecided`, `AttemptFinished` or
+    /// `RequestFinished`. The simulator follows them while its path matches the recorded one.
+    Step {
+        seq: u64,
+        event: Event,
+    },
+    /// A recorded event that changes router state by itself (keys, restarts).
     Apply {
         seq: u64,
         event: Event,
@@ -57,7 +55,7 @@ impl Item {
     pub fn at(&self) -> InstantUs {
         match self {
             Item::Request(a) => a.at,
-            Item::Apply { event, .. } => event.at(),
+            Item::Step { event, .. } | Item::Apply { event, .. } => event.at(),
         }
     }
 }
