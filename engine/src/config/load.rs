@@ -513,6 +513,7 @@ const LITELLM_IGNORED: &[&str] = &[
 
 const GENERAL_KEYS: &[&str] = &[
     "master_key",
+    "forward_client_headers_to_llm_api",
     "max_request_size_mb",
     "background_health_checks",
 ];
@@ -548,7 +549,6 @@ const GENERAL_IGNORED: &[&str] = &[
     "user_header_name",
     "pass_through_endpoints",
     "forward_openai_org_id",
-    "forward_client_headers_to_llm_api",
     "enforce_user_param",
 ];
 
@@ -1083,7 +1083,9 @@ fn build(cx: &mut Ctx, root: &Node, prices: &PriceTable) -> Option<Config> {
         store_prompts,
         max_request_body_bytes,
         graceful_shutdown,
-        set_verbose: false,
+        forward_client_headers: get(general, "forward_client_headers_to_llm_api")
+            .and_then(|n| cx.bool(n, "general_settings.forward_client_headers_to_llm_api"))
+            .unwrap_or(false),
     };
     let mut config = Config {
         routing,

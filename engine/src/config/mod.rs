@@ -387,8 +387,9 @@ pub struct ServerSettings {
     pub max_request_body_bytes: u64,
     /// Bound on finishing in-flight requests at shutdown.
     pub graceful_shutdown: DurationUs,
-    /// Extra price table file (LiteLLM's `model_prices_and_context_window.json` format).
-    pub set_verbose: bool,
+    /// `general_settings.forward_client_headers_to_llm_api`: send the client's `x-*` headers
+    /// (and `anthropic-beta`) on to the provider. Credentials and LiteLLM's own headers never are.
+    pub forward_client_headers: bool,
 }
 
 /// A validated configuration.

@@ -132,10 +132,17 @@ async fn llm(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body: Body) 
         Ok(b) => b,
         Err(r) => return r,
     };
-    let req = match request::parse(endpoint, &bytes) {
+    let mut req = match request::parse(endpoint, &bytes) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
+    if app.hub.lock().config.server.forward_client_headers {
+        req.forwarded_headers = headers
+            .iter()
+            .filter(|(k, _)| request::forwardable(k.as_str()))
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect();
+    }
     // Backpressure: while the log writer is behind, new requests wait (never dropped).
     let mut waited = 0;
     while app.hub.store.over_capacity() && waited < 3000 {

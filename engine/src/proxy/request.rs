@@ -22,6 +22,8 @@ pub struct ClientRequest {
     pub text_bytes: u64,
     pub n_messages: u64,
     pub prompt_sha: String,
+    /// Client headers to pass on to the provider (`forward_client_headers_to_llm_api`).
+    pub forwarded_headers: Vec<(String, String)>,
 }
 
 fn bad(param: &str, msg: impl Into<String>) -> RouteError {
@@ -200,6 +202,7 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<ClientRequest, RouteErr
         text_bytes,
         n_messages,
         prompt_sha,
+        forwarded_headers: Vec::new(),
     })
 }
 
@@ -353,4 +356,14 @@ mod tests {
         // Tight limit: exact tokenization ("hello world" and the message separator: three tokens).
         assert_eq!(estimate_tokens(&r, Some(5)), 3 + 7);
     }
+}
+
+/// Client headers worth passing on to a provider: `x-*` and `anthropic-beta`, never credentials,
+/// cookies or LiteLLM's own headers.
+pub fn forwardable(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    if ["x-api-key", "x-litellm-api-key", "x-forwarded-for", "x-real-ip"].contains(&n.as_str()) || n.starts_with("x-litellm-") {
+        return false;
+    }
+    n.starts_with("x-") || n == "anthropic-beta"
 }

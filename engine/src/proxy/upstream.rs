@@ -145,6 +145,11 @@ pub async fn attempt(
     for (k, v) in &up.headers {
         builder = builder.header(k, v);
     }
+    for (k, v) in &req.forwarded_headers {
+        if !up.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)) {
+            builder = builder.header(k, v);
+        }
+    }
     let request = match builder.body(Full::new(Bytes::from(up.body))) {
         Ok(r) => r,
         Err(e) => {
