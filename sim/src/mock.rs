@@ -93,6 +93,9 @@ pub async fn start(
             .with_state(shared);
         let mut rx = tx.subscribe();
         tokio::spawn(async move {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.recv().await;
@@ -124,7 +127,10 @@ pub async fn start(
                 .with_state(shared);
             let mut rx = tx.subscribe();
             tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = rx.recv().await;
                     })
@@ -166,6 +172,14 @@ async fn handle_prefixed(
             json!({"error": {"message": format!("no deployment `{name}` here"), "type": "not_found_error"}}),
             vec![],
         ),
+    }
+}
+
+/// Waits, but not at all for zero: a zero-length tokio sleep still waits for the next timer tick
+/// (a millisecond), which would show up as upstream latency in every benchmark.
+async fn pause(us: u64) {
+    if us > 0 {
+        tokio::time::sleep(Duration::from_micros(us)).await;
     }
 }
 
@@ -347,7 +361,7 @@ async fn respond(
             limit_requests,
             limit_tokens,
         } => {
-            tokio::time::sleep(Duration::from_micros(s.duration_us())).await;
+            pause(s.duration_us()).await;
             let mut h = vec![
                 (
                     "retry-after".to_string(),
@@ -406,12 +420,12 @@ async fn respond(
             )
         }
         Fate::ContextWindow { limit } => {
-            tokio::time::sleep(Duration::from_micros(s.duration_us())).await;
+            pause(s.duration_us()).await;
             let msg = context_window_message(protocol, limit, s.tokens_in, s.tokens_out);
             json_response(400, error_body(protocol, 400, &msg), vec![])
         }
         Fate::HttpError { status } => {
-            tokio::time::sleep(Duration::from_micros(s.ttft_us)).await;
+            pause(s.ttft_us).await;
             let msg = match status {
                 529 => "Overloaded".to_string(),
                 503 => "The server is overloaded or not ready yet.".to_string(),
@@ -424,7 +438,7 @@ async fn respond(
             json_response(504, error_body(protocol, 504, "hung"), vec![])
         }
         Fate::Reset => {
-            tokio::time::sleep(Duration::from_micros(s.ttft_us)).await;
+            pause(s.ttft_us).await;
             let body = futures_util::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("connection reset (simulated)"))
             });
@@ -435,7 +449,7 @@ async fn respond(
         }
         Fate::Ok | Fate::MidStream { .. } if stream => stream_response(d, s, include_usage, model),
         Fate::Ok | Fate::MidStream { .. } => {
-            tokio::time::sleep(Duration::from_micros(s.duration_us())).await;
+            pause(s.duration_us()).await;
             if matches!(s.fate, Fate::MidStream { .. }) {
                 let body = futures_util::stream::once(async {
                     Err::<Bytes, std::io::Error>(std::io::Error::other(
@@ -489,7 +503,9 @@ fn stream_response(d: &Dep, s: Sampled, include_usage: bool, model: &str) -> Res
             let tx = tx.clone();
             async move { tx.send(Ok(Bytes::from(b))).await.is_ok() }
         };
-        tokio::time::sleep_until(start + ttft).await;
+        if !ttft.is_zero() {
+            tokio::time::sleep_until(start + ttft).await;
+        }
         let oa = |delta: Value, finish: Option<&str>| {
             format!(
                 "data: {}\n\n",
@@ -515,7 +531,7 @@ fn stream_response(d: &Dep, s: Sampled, include_usage: bool, model: &str) -> Res
             return;
         }
         for i in 0..total {
-            if i > 0 {
+            if i > 0 && !itl.is_zero() {
                 tokio::time::sleep_until(start + ttft + itl * i as u32).await;
             }
             let w = ["lor ", "ips ", "dol ", "sit ", "ame "][(i % 5) as usize];
