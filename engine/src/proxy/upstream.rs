@@ -39,6 +39,9 @@ pub fn client() -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(1024)
+        // A fixed read buffer: hyper's adaptive one grows (up to ~400 KiB) whenever a read fills
+        // it, which a busy proxy with a thousand slow streams turns into hundreds of MiB.
+        .http1_read_buf_exact_size(16 * 1024)
         .build(https)
 }
 
