@@ -385,15 +385,17 @@ async fn auth_keys_limits_and_budgets() {
         .status,
         200
     );
+    let r = post_json(
+        &url,
+        &[("api-key", "sk-free-user-key")],
+        &chat("production-llm"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-ratelimit-limit-requests").as_deref(), Some("2"));
     assert_eq!(
-        post_json(
-            &url,
-            &[("api-key", "sk-free-user-key")],
-            &chat("production-llm")
-        )
-        .await
-        .status,
-        200
+        r.header("x-ratelimit-remaining-requests").as_deref(),
+        Some("0")
     );
     // rpm 2 reached.
     let r = post_json(
@@ -404,6 +406,10 @@ async fn auth_keys_limits_and_budgets() {
     .await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.header("retry-after").is_some());
+    assert_eq!(
+        r.header("x-ratelimit-remaining-requests").as_deref(),
+        Some("0")
+    );
     // Not allowed to call the fallback group directly.
     let r = post_json(
         &url,
@@ -861,19 +867,44 @@ async fn a_running_proxy_can_be_tailed_and_exported() {
 #[tokio::test]
 async fn client_headers_are_forwarded_only_when_configured() {
     let up = Fake::start(fake::ok()).await;
-    let hdrs = [("x-trace-id", "t-1"), ("anthropic-beta", "tools-2024"), ("x-api-key", "sk-client-secret"), ("x-litellm-tags", "a")];
+    let hdrs = [
+        ("x-trace-id", "t-1"),
+        ("anthropic-beta", "tools-2024"),
+        ("x-api-key", "sk-client-secret"),
+        ("x-litellm-tags", "a"),
+    ];
     let p = Proxy::start(&two_groups(&up.base(), &up.base(), ""), Opts::default()).await;
-    post_json(&p.url("/v1/chat/completions"), &hdrs, &chat("production-llm")).await;
+    post_json(
+        &p.url("/v1/chat/completions"),
+        &hdrs,
+        &chat("production-llm"),
+    )
+    .await;
     let seen = up.requests();
-    assert!(seen[0].headers.get("x-trace-id").is_none(), "off by default");
+    assert!(
+        seen[0].headers.get("x-trace-id").is_none(),
+        "off by default"
+    );
     p.stop().await;
-    let cfg = two_groups(&up.base(), &up.base(), "general_settings:\n  forward_client_headers_to_llm_api: true\n");
+    let cfg = two_groups(
+        &up.base(),
+        &up.base(),
+        "general_settings:\n  forward_client_headers_to_llm_api: true\n",
+    );
     let p = Proxy::start(&cfg, Opts::default()).await;
-    post_json(&p.url("/v1/chat/completions"), &hdrs, &chat("production-llm")).await;
+    post_json(
+        &p.url("/v1/chat/completions"),
+        &hdrs,
+        &chat("production-llm"),
+    )
+    .await;
     let h = &up.requests()[1].headers;
     assert_eq!(h.get("x-trace-id").unwrap(), "t-1");
     assert_eq!(h.get("anthropic-beta").unwrap(), "tools-2024");
-    assert!(h.get("x-api-key").is_none(), "credentials are never forwarded");
+    assert!(
+        h.get("x-api-key").is_none(),
+        "credentials are never forwarded"
+    );
     assert!(h.get("x-litellm-tags").is_none());
     assert_eq!(h.get("authorization").unwrap(), "Bearer dummy");
     p.stop().await;

@@ -93,9 +93,10 @@ pub async fn start(
             .with_state(shared);
         let mut rx = tx.subscribe();
         tokio::spawn(async move {
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-                let _ = tcp.set_nodelay(true);
-            });
+            let listener =
+                axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                    let _ = tcp.set_nodelay(true);
+                });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.recv().await;
@@ -127,10 +128,13 @@ pub async fn start(
                 .with_state(shared);
             let mut rx = tx.subscribe();
             tokio::spawn(async move {
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let _ = axum::serve(listener, app)
+                let listener = axum::serve::ListenerExt::tap_io(
+                    listener,
+                    |tcp: &mut tokio::net::TcpStream| {
+                        let _ = tcp.set_nodelay(true);
+                    },
+                );
+                let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = rx.recv().await;
                     })

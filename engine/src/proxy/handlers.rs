@@ -140,7 +140,11 @@ async fn llm(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body: Body) 
         req.forwarded_headers = headers
             .iter()
             .filter(|(k, _)| request::forwardable(k.as_str()))
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_string(), v.to_string()))
+            })
             .collect();
     }
     // Backpressure: while the log writer is behind, new requests wait (never dropped).
@@ -366,11 +370,12 @@ async fn process(
                     unreachable!("Done carries RequestFinished")
                 };
                 let overhead = t0.elapsed().saturating_sub(tally.upstream);
-                app.hub
-                    .lock()
-                    .metrics
-                    .record_overhead(overhead.as_micros() as u64);
-                return match result {
+                let limits = {
+                    let mut core = app.hub.lock();
+                    core.metrics.record_overhead(overhead.as_micros() as u64);
+                    key_limit_headers(&core.router, &caller, app.clock.now())
+                };
+                let mut resp = match result {
                     RequestResult::Ok => {
                         let mut resp = Response::new(Body::from(success_body.unwrap_or_default()));
                         resp.headers_mut().insert(
@@ -402,6 +407,12 @@ async fn process(
                         resp
                     }
                 };
+                for (k, v) in limits {
+                    if let Ok(v) = HeaderValue::from_str(&v) {
+                        resp.headers_mut().insert(k, v);
+                    }
+                }
+                return resp;
             }
             Poll::InFlight | Poll::Unknown => break,
         }
@@ -411,6 +422,40 @@ async fn process(
         "api_error",
         "internal error: the router lost track of the request",
     )
+}
+
+/// A virtual key's limits and what is left of them this minute (`x-ratelimit-*`, as LiteLLM
+/// sends them).
+fn key_limit_headers(
+    router: &crate::core::router::Router,
+    caller: &Caller,
+    now: crate::core::units::InstantUs,
+) -> Vec<(&'static str, String)> {
+    let Caller::Key(id) = caller else {
+        return Vec::new();
+    };
+    let Some(k) = router.key(id) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(l) = k.def.rpm_limit {
+        out.push(("x-ratelimit-limit-requests", l.to_string()));
+        out.push((
+            "x-ratelimit-remaining-requests",
+            l.saturating_sub(k.window.requests_at(now)).to_string(),
+        ));
+    }
+    if let Some(l) = k.def.tpm_limit {
+        out.push(("x-ratelimit-limit-tokens", l.to_string()));
+        out.push((
+            "x-ratelimit-remaining-tokens",
+            l.saturating_sub(k.window.tokens_at(now)).to_string(),
+        ));
+    }
+    if let Some(l) = k.def.max_parallel_requests {
+        out.push(("x-ratelimit-limit-parallel-requests", l.to_string()));
+    }
+    out
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -248,6 +248,20 @@ impl Metrics {
                 );
             }
         }
+        out.push_str("# HELP switchyard_model_group_spend_usd_total Spend per model group in USD.\n# TYPE switchyard_model_group_spend_usd_total counter\n");
+        let mut by_group: BTreeMap<&str, crate::core::units::PicoUsd> = BTreeMap::new();
+        for (d, ds) in cfg.deployments.iter().zip(&st.deployments) {
+            let e = by_group.entry(d.model_group.as_str()).or_default();
+            *e = e.saturating_add(ds.totals.spend);
+        }
+        for (g, v) in by_group {
+            let _ = writeln!(
+                out,
+                "switchyard_model_group_spend_usd_total{{model_group=\"{}\"}} {}",
+                esc(g),
+                v.as_usd_f64()
+            );
+        }
         out.push_str("# HELP switchyard_key_spend_usd_total Spend per virtual key in USD.\n# TYPE switchyard_key_spend_usd_total counter\n");
         for (id, k) in &st.keys {
             let alias = k.def.alias.as_deref().unwrap_or("");

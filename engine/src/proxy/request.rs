@@ -362,7 +362,15 @@ mod tests {
 /// cookies or LiteLLM's own headers.
 pub fn forwardable(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    if ["x-api-key", "x-litellm-api-key", "x-forwarded-for", "x-real-ip"].contains(&n.as_str()) || n.starts_with("x-litellm-") {
+    if [
+        "x-api-key",
+        "x-litellm-api-key",
+        "x-forwarded-for",
+        "x-real-ip",
+    ]
+    .contains(&n.as_str())
+        || n.starts_with("x-litellm-")
+    {
         return false;
     }
     n.starts_with("x-") || n == "anthropic-beta"
