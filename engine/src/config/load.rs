@@ -1126,6 +1126,15 @@ fn deployment(cx: &mut Ctx, item: &Node, path: &str, prices: &PriceTable) -> Opt
         return None;
     };
     let lp = cx.map(lp_node, &lp_path)?;
+    // Any key may pass through to the provider, so unknown keys are fine; duplicates are not.
+    let mut seen_params = BTreeSet::new();
+    for (k, _) in lp {
+        if let Some(name) = k.as_str() {
+            if !seen_params.insert(name) {
+                cx.error(k.pos, &join(&lp_path, name), "duplicate key");
+            }
+        }
+    }
     let mi_path = join(path, "model_info");
     let mi = match get(m, "model_info") {
         Some(n) => cx.map(n, &mi_path).unwrap_or(&[]),

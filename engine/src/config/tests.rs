@@ -264,3 +264,14 @@ fn derived_ids_are_stable_and_unique() {
     assert_ne!(c1.routing.deployments[0].id, c1.routing.deployments[1].id);
     assert_eq!(c1.hash_hex, c2.hash_hex);
 }
+
+#[test]
+fn duplicate_params_are_errors() {
+    let errs = load_with("model_list:\n  - model_name: a\n    litellm_params:\n      model: hosted_vllm/x\n      api_base: http://h/v1\n      rpm: 1\n      rpm: 2\n", &[], false).unwrap_err();
+    assert!(
+        render(&errs)
+            .contains("test.yaml:7:7: error: model_list[0].litellm_params.rpm: duplicate key"),
+        "{}",
+        render(&errs)
+    );
+}

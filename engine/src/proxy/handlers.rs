@@ -204,6 +204,8 @@ struct Tally {
     upstream: Duration,
     last_deployment: Option<usize>,
     group: String,
+    /// The model group the request was admitted to (or the model it asked for): metrics label.
+    requested_group: String,
 }
 
 fn tightest_limit(cfg: &RoutingConfig) -> Option<u64> {
@@ -250,11 +252,24 @@ async fn process(
             None
         },
     };
-    let (id, _) = app.hub.with(false, |c, now| {
+    let ((id, admitted_group), _) = app.hub.with(false, |c, now| {
         let ev = c.router.receive(now, input, None);
-        (ev.request_id().expect("request events have ids"), vec![ev])
+        let group = match &ev {
+            Event::RequestReceived(r) => match &r.admission {
+                crate::core::event::Admission::Admitted { group, .. } => Some(group.to_string()),
+                crate::core::event::Admission::Rejected(_) => None,
+            },
+            _ => None,
+        };
+        (
+            (ev.request_id().expect("request events have ids"), group),
+            vec![ev],
+        )
     });
-    let mut tally = Tally::default();
+    let mut tally = Tally {
+        requested_group: admitted_group.unwrap_or_else(|| req.model.clone()),
+        ..Tally::default()
+    };
     let mut success_body: Option<Bytes> = None;
     for _ in 0..1000 {
         let sync = app.hub.sync();
@@ -275,24 +290,11 @@ async fn process(
                     RequestResult::Ok => 200,
                     RequestResult::Err(e) => e.status,
                 };
-                let group = c
-                    .router
-                    .state()
-                    .requests
-                    .get(&id)
-                    .and_then(|r| r.group.as_deref())
-                    .unwrap_or("")
-                    .to_string();
-                let group = if group.is_empty() {
-                    req.model.clone()
-                } else {
-                    group
-                };
                 c.metrics.record_request(
-                    &group,
+                    &tally.requested_group,
                     status,
                     f.latency_us,
-                    f.ttft_us,
+                    if req.stream { f.ttft_us } else { None },
                     tally.retries,
                     f.n_fallbacks,
                 );
@@ -540,8 +542,18 @@ fn start_stream(
         add_headers(h, id, &cfg, &tally, None, overhead, t0.elapsed());
     }
     app.streams.fetch_add(1, Ordering::AcqRel);
+    let (metrics_group, retries) = (tally.requested_group.clone(), tally.retries);
     tokio::spawn(async move {
-        pump(&app, id, &req, *open, &cfg, dep, tx).await;
+        let ctx = PumpCtx {
+            app: &app,
+            id,
+            req: &req,
+            cfg: &cfg,
+            dep,
+            metrics_group,
+            retries,
+        };
+        pump(ctx, *open, tx).await;
         app.hub
             .lock()
             .metrics
@@ -561,15 +573,28 @@ fn tokio_stream_from(
 }
 
 /// Forwards a committed stream to the client, then records its outcome.
-async fn pump(
-    app: &App,
+/// What a stream's pump needs besides the stream.
+struct PumpCtx<'a> {
+    app: &'a App,
     id: u64,
-    req: &ClientRequest,
-    mut open: OpenStream,
-    cfg: &RoutingConfig,
+    req: &'a ClientRequest,
+    cfg: &'a RoutingConfig,
     dep: usize,
-    tx: mpsc::Sender<Result<Bytes, Infallible>>,
-) {
+    /// Metrics labels: the request's model group and its retries before the stream began.
+    metrics_group: String,
+    retries: u32,
+}
+
+async fn pump(ctx: PumpCtx<'_>, mut open: OpenStream, tx: mpsc::Sender<Result<Bytes, Infallible>>) {
+    let PumpCtx {
+        app,
+        id,
+        req,
+        cfg,
+        dep,
+        metrics_group,
+        retries,
+    } = ctx;
     let d = &cfg.deployments[dep];
     let idle = Duration::from_micros(if req.stream {
         d.stream_timeout
@@ -720,11 +745,11 @@ async fn pump(
                     RequestResult::Err(e) => e.status,
                 };
                 c.metrics.record_request(
-                    &cfg.deployments[dep].model_group,
+                    &metrics_group,
                     status,
                     f.latency_us,
                     f.ttft_us,
-                    0,
+                    retries,
                     f.n_fallbacks,
                 );
                 if client_gone {
