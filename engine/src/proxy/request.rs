@@ -303,6 +303,24 @@ pub fn estimate_output_tokens(chars: usize) -> u64 {
     (chars as u64).div_ceil(4)
 }
 
+/// Client headers worth passing on to a provider: `x-*` and `anthropic-beta`, never credentials,
+/// cookies or LiteLLM's own headers.
+pub fn forwardable(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    if [
+        "x-api-key",
+        "x-litellm-api-key",
+        "x-forwarded-for",
+        "x-real-ip",
+    ]
+    .contains(&n.as_str())
+        || n.starts_with("x-litellm-")
+    {
+        return false;
+    }
+    n.starts_with("x-") || n == "anthropic-beta"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,22 +374,4 @@ mod tests {
         // Tight limit: exact tokenization ("hello world" and the message separator: three tokens).
         assert_eq!(estimate_tokens(&r, Some(5)), 3 + 7);
     }
-}
-
-/// Client headers worth passing on to a provider: `x-*` and `anthropic-beta`, never credentials,
-/// cookies or LiteLLM's own headers.
-pub fn forwardable(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    if [
-        "x-api-key",
-        "x-litellm-api-key",
-        "x-forwarded-for",
-        "x-real-ip",
-    ]
-    .contains(&n.as_str())
-        || n.starts_with("x-litellm-")
-    {
-        return false;
-    }
-    n.starts_with("x-") || n == "anthropic-beta"
 }
