@@ -92,7 +92,7 @@ fn synth(n: u64) -> impl Iterator<Item = Result<Item, String>> {
     .unwrap();
     Synth::new(spec)
         .take(n as usize)
-        .map(|a| Ok(Item::Request(Box::new(a.to_arrival()))))
+        .map(|a| Ok(Item::Request(Box::new(a.into_arrival()))))
 }
 
 fn main() {

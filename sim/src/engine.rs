@@ -459,7 +459,6 @@ impl Simulation {
         }
         let ids = recorded.as_ref().map(|r| (r.id, r.seed));
         let (tokens_in, max_tokens, stream) = (input.tokens_in, input.max_tokens, input.stream);
-        let model = input.model.clone();
         let ev = self.router.receive(at, input, ids);
         self.n_requests += 1;
         if let Event::RequestReceived(r) = &ev {
@@ -470,7 +469,7 @@ impl Simulation {
                     && recorded.is_none_or(|r| r.admitted)
                 {
                     return Err(SimError::UnknownModel {
-                        model,
+                        model: r.model.clone(),
                         at_s: at.0 as f64 / 1e6,
                         available: self
                             .cfg

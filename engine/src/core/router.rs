@@ -113,12 +113,13 @@ enum Step {
 }
 
 /// Where the request stands while `next_step` walks retries and fallbacks.
-struct Cursor {
+/// Borrows the request's lists until a fallback changes them (the common path copies nothing).
+struct Cursor<'r> {
     group: Name,
-    visited: Vec<Name>,
+    visited: std::borrow::Cow<'r, [Name]>,
     n_fallbacks: u32,
     attempts_in_group: u32,
-    excluded: Vec<usize>,
+    excluded: std::borrow::Cow<'r, [usize]>,
     reason: Reason,
     retrying: bool,
 }
@@ -592,10 +593,10 @@ impl Router {
         };
         let mut cur = Cursor {
             group,
-            visited: r.visited.clone(),
+            visited: std::borrow::Cow::Borrowed(&r.visited),
             n_fallbacks: r.n_fallbacks,
             attempts_in_group: r.attempts_in_group,
-            excluded: r.excluded.clone(),
+            excluded: std::borrow::Cow::Borrowed(&r.excluded),
             reason: r.first_reason,
             retrying: false,
         };
@@ -746,11 +747,11 @@ impl Router {
                 continue;
             }
             let n = self.st.group_name(name);
-            cur.visited.push(n.clone());
+            cur.visited.to_mut().push(n.clone());
             cur.group = n;
             cur.n_fallbacks += 1;
             cur.attempts_in_group = 0;
-            cur.excluded.clear();
+            cur.excluded = std::borrow::Cow::Borrowed(&[]);
             cur.retrying = false;
             cur.reason = match kind {
                 FallbackKind::Generic => Reason::Fallback,

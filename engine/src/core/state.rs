@@ -154,7 +154,8 @@ pub struct State {
     pub keys: BTreeMap<String, KeyState>,
     /// Key SHA-256 (hex) -> key id (lookups only).
     pub key_by_hash: FastMap<String, String>,
-    pub requests: BTreeMap<RequestId, RequestState>,
+    /// Boxed: the map moves its entries around on insert and remove.
+    pub requests: BTreeMap<RequestId, Box<RequestState>>,
     pub next_request_id: RequestId,
     pub n_events: u64,
     pub last_at: InstantUs,
@@ -402,7 +403,7 @@ impl State {
             reserved,
             attempt_decided_at: e.at,
         };
-        self.requests.insert(e.id, r);
+        self.requests.insert(e.id, Box::new(r));
     }
 
     fn on_decided(&mut self, e: &AttemptDecided) {
@@ -696,7 +697,11 @@ impl State {
                 .zip(self.deployments.iter().cloned())
                 .collect(),
             keys: self.keys.values().cloned().collect(),
-            requests: self.requests.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            requests: self
+                .requests
+                .iter()
+                .map(|(k, v)| (*k, (**v).clone()))
+                .collect(),
             next_request_id: self.next_request_id,
             n_events: self.n_events,
             last_at: self.last_at,
@@ -721,7 +726,11 @@ impl State {
                 .insert(k.def.hash_hex.clone(), k.def.id.clone());
             self.keys.insert(k.def.id.clone(), k);
         }
-        self.requests = s.requests.into_iter().collect();
+        self.requests = s
+            .requests
+            .into_iter()
+            .map(|(k, v)| (k, Box::new(v)))
+            .collect();
         self.next_request_id = s.next_request_id;
         self.n_events = s.n_events;
         self.last_at = s.last_at;

@@ -37,6 +37,33 @@ pub struct ArrivalLine {
 }
 
 impl ArrivalLine {
+    /// Moves the line into an arrival (no copies of its strings).
+    pub fn into_arrival(self) -> Arrival {
+        Arrival {
+            at: InstantUs(self.at_us),
+            input: RequestInput {
+                key_id: None,
+                model: self.model,
+                endpoint: Some(Endpoint::Chat),
+                tokens_in: self.tokens_in,
+                max_tokens: self.max_tokens,
+                stream: self.stream,
+                tags: self.tags,
+                headers: self
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect(),
+                user: self.user,
+                prompt_sha: String::new(),
+                prompt: None,
+            },
+            tokens_out: self.tokens_out,
+            key: self.key,
+            recorded: None,
+        }
+    }
+
     pub fn to_arrival(&self) -> Arrival {
         Arrival {
             at: InstantUs(self.at_us),
@@ -139,7 +166,7 @@ impl<R: BufRead> Iterator for WorkloadReader<R> {
                 )));
             }
             self.last_at = a.at_us;
-            return Some(Ok(Item::Request(Box::new(a.to_arrival()))));
+            return Some(Ok(Item::Request(Box::new(a.into_arrival()))));
         }
     }
 }

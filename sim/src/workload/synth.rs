@@ -353,14 +353,16 @@ impl Iterator for Synth {
             return None;
         }
         let mut x = self.rng.unit_f64() * self.total_weight;
-        let mut pick = self.spec.mix.last()?.clone();
-        for m in &self.spec.mix {
+        let mut pick = self.spec.mix.len().checked_sub(1)?;
+        for (i, m) in self.spec.mix.iter().enumerate() {
             if x < m.weight {
-                pick = m.clone();
+                pick = i;
                 break;
             }
             x -= m.weight;
         }
+        let m = &self.spec.mix[pick];
+        let (model, key, tags) = (m.model.clone(), m.key.clone(), m.tags.clone());
         let tokens_in = self.spec.tokens_in.sample(&mut self.rng).round().max(1.0) as u64;
         let tokens_out = self.spec.tokens_out.sample(&mut self.rng).round().max(1.0) as u64;
         let stream = self.rng.unit_f64() < self.spec.stream_share;
@@ -368,13 +370,13 @@ impl Iterator for Synth {
             (self.spec.users > 0).then(|| format!("user-{}", self.rng.below(self.spec.users)));
         Some(ArrivalLine {
             at_us: (t * 1e6) as u64,
-            model: pick.model,
+            model,
             tokens_in,
             tokens_out: Some(tokens_out),
             max_tokens: self.spec.max_tokens,
             stream,
-            key: pick.key,
-            tags: pick.tags,
+            key,
+            tags,
             user,
             ..ArrivalLine::default()
         })
