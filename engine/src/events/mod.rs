@@ -117,8 +117,16 @@ pub fn decode_payload(version: u16, kind: u8, payload: &[u8]) -> Result<Event, D
     })
 }
 
-/// Decodes the frame at the start of `buf`; returns the event and the frame's length.
-pub fn decode_frame(buf: &[u8]) -> Result<(Event, usize), DecodeError> {
+/// A checked frame: its version, kind, payload and total length.
+pub struct Frame<'a> {
+    pub version: u16,
+    pub kind: u8,
+    pub payload: &'a [u8],
+    pub len: usize,
+}
+
+/// Checks the frame at the start of `buf` (magic, length bound, CRC) without decoding its payload.
+pub fn check_frame(buf: &[u8]) -> Result<Frame<'_>, DecodeError> {
     if buf.len() < HEADER_LEN {
         return Err(DecodeError::Truncated {
             need: HEADER_LEN,
@@ -129,8 +137,6 @@ pub fn decode_frame(buf: &[u8]) -> Result<(Event, usize), DecodeError> {
     if magic != MAGIC {
         return Err(DecodeError::BadMagic(magic));
     }
-    let version = u16::from_le_bytes([buf[4], buf[5]]);
-    let kind = buf[6];
     let len = u32::from_le_bytes(buf[8..12].try_into().expect("length checked")) as usize;
     if len > MAX_PAYLOAD {
         return Err(DecodeError::TooLarge(len));
@@ -151,39 +157,18 @@ pub fn decode_frame(buf: &[u8]) -> Result<(Event, usize), DecodeError> {
     if stored != computed {
         return Err(DecodeError::Crc { stored, computed });
     }
-    let ev = decode_payload(version, kind, &buf[HEADER_LEN..HEADER_LEN + len])?;
-    Ok((ev, total))
+    Ok(Frame {
+        version: u16::from_le_bytes([buf[4], buf[5]]),
+        kind: buf[6],
+        payload: &buf[HEADER_LEN..HEADER_LEN + len],
+        len: total,
+    })
 }
 
-/// Decodes every frame of a buffer holding a batch of frames.
-pub fn decode_all(mut buf: &[u8]) -> Result<Vec<Event>, DecodeError> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let (ev, n) = decode_frame(buf)?;
-        out.push(ev);
-        buf = &buf[n..];
-    }
-    Ok(out)
-}
-
-/// Kind and time of a frame without decoding its payload (for fast scans); the CRC is checked.
-pub fn peek_frame(buf: &[u8]) -> Result<(EventKind, usize), DecodeError> {
-    if buf.len() < HEADER_LEN {
-        return Err(DecodeError::Truncated {
-            need: HEADER_LEN,
-            have: buf.len(),
-        });
-    }
-    let len = u32::from_le_bytes(buf[8..12].try_into().expect("length checked")) as usize;
-    let total = HEADER_LEN + len + TRAILER_LEN;
-    if buf.len() < total {
-        return Err(DecodeError::Truncated {
-            need: total,
-            have: buf.len(),
-        });
-    }
-    let kind = EventKind::from_u8(buf[6]).ok_or(DecodeError::UnknownKind(buf[6]))?;
-    Ok((kind, total))
+/// Decodes the frame at the start of `buf`; returns the event and the frame's length.
+pub fn decode_frame(buf: &[u8]) -> Result<(Event, usize), DecodeError> {
+    let f = check_frame(buf)?;
+    Ok((decode_payload(f.version, f.kind, f.payload)?, f.len))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! command-line tool can block on it.
 
 use crate::core::event::Event;
-use crate::events::{self, DecodeError, HEADER_LEN, MAGIC, MAX_PAYLOAD, TRAILER_LEN};
+use crate::events::{self, DecodeError, HEADER_LEN, TRAILER_LEN};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -165,46 +165,17 @@ fn seq_of(k: &[u8]) -> Result<u64, StoreError> {
 /// Verifies every frame of a stored batch (magic, length, CRC) without decoding payloads;
 /// returns the number of frames.
 pub fn check_batch(mut buf: &[u8]) -> Result<u64, DecodeError> {
-    let mut n = 0;
     if buf.is_empty() {
         return Err(DecodeError::Truncated {
             need: HEADER_LEN,
             have: 0,
         });
     }
+    let mut n = 0;
     while !buf.is_empty() {
-        if buf.len() < HEADER_LEN {
-            return Err(DecodeError::Truncated {
-                need: HEADER_LEN,
-                have: buf.len(),
-            });
-        }
-        let magic: [u8; 4] = buf[0..4].try_into().expect("length checked");
-        if magic != MAGIC {
-            return Err(DecodeError::BadMagic(magic));
-        }
-        let len = u32::from_le_bytes(buf[8..12].try_into().expect("length checked")) as usize;
-        if len > MAX_PAYLOAD {
-            return Err(DecodeError::TooLarge(len));
-        }
-        let total = HEADER_LEN + len + TRAILER_LEN;
-        if buf.len() < total {
-            return Err(DecodeError::Truncated {
-                need: total,
-                have: buf.len(),
-            });
-        }
-        let stored = u32::from_le_bytes(
-            buf[HEADER_LEN + len..total]
-                .try_into()
-                .expect("length checked"),
-        );
-        let computed = crc32fast::hash(&buf[4..HEADER_LEN + len]);
-        if stored != computed {
-            return Err(DecodeError::Crc { stored, computed });
-        }
+        let f = events::check_frame(buf)?;
         n += 1;
-        buf = &buf[total..];
+        buf = &buf[f.len..];
     }
     Ok(n)
 }
@@ -227,16 +198,32 @@ pub fn frames(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 impl Store {
     /// Opens (or creates) the log in `dir`, verifying it and quarantining a bad tail.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, OpenReport), StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(opts.cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        // sled releases its directory lock a moment after the last handle is dropped (its IO
+        // threads let go asynchronously): an immediate reopen in the same process may see it
+        // held, so retry briefly before reporting the directory as in use.
+        let mut tries = 0;
+        let db = loop {
+            let r = sled::Config::new()
+                .path(dir)
+                .cache_capacity(opts.cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .flush_every_ms(None)
+                .open();
+            match r {
+                Ok(db) => break db,
+                Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: dir.display().to_string(),
+                        source,
+                    })
+                }
+            }
+        };
+
         let events = db.open_tree("events")?;
         let meta = db.open_tree("meta")?;
         let quarantine = db.open_tree("quarantine")?;

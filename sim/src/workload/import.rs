@@ -14,34 +14,13 @@ pub struct Raw {
     pub tokens_out: u64,
 }
 
-/// `YYYY-MM-DD HH:MM:SS.fffffff` (no time zone) as microseconds since the epoch.
+/// `YYYY-MM-DD HH:MM:SS.fffffff` (no time zone, read as UTC) as microseconds since the epoch.
 pub fn parse_azure_time(s: &str) -> Option<u64> {
     let s = s.trim();
-    let (date, time) = s.split_once(' ')?;
-    let mut d = date.split('-');
-    let (y, m, day): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':');
-    let (hh, mm, ss): (i64, i64, i64) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-    );
-    let frac6: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
-    let us: i64 = frac6.parse().ok()?;
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    (secs >= 0).then_some(secs as u64 * 1_000_000 + us as u64)
+    if !s.contains(' ') {
+        return None;
+    }
+    switchyard_engine::events::human::parse_time(s).map(|t| t.0)
 }
 
 /// Parses the Azure CSV layout; every bad line is an error naming its number.
