@@ -56,7 +56,7 @@ struct Key {
 
 /// Boxed payloads keep queue entries small (the heap moves them on every push and pop).
 enum What {
-    Item(Box<Item>),
+    Item(Item),
     Poll(RequestId),
     Done(RequestId, Box<AttemptReport>),
 }
@@ -376,7 +376,6 @@ impl Simulation {
             self.tie_base = key.tie >> TIE_SHIFT;
             match what {
                 What::Item(item) => {
-                    let item = *item;
                     if more {
                         match workload.next() {
                             Some(next) => {
@@ -415,14 +414,14 @@ impl Simulation {
             Item::Apply { seq, .. } | Item::Step { seq, .. } => Some(*seq),
             Item::Request(a) => a.recorded.as_ref().map(|r| r.seq),
         };
-        self.push(at, tie, What::Item(Box::new(item)));
+        self.push(at, tie, What::Item(item));
     }
 
     fn on_item(&mut self, item: Item) -> Result<(), SimError> {
         match item {
             Item::Apply { event, .. } => {
                 self.router.apply(&event);
-                if matches!(event, Event::ProxyStarted(_)) {
+                if matches!(*event, Event::ProxyStarted(_)) {
                     // The restart abandoned every request in flight.
                     let st = self.router.state();
                     self.reqs.retain(|id, _| st.requests.contains_key(id));
@@ -502,7 +501,8 @@ impl Simulation {
             },
         );
         if !waits {
-            self.push(at.0, None, What::Poll(id));
+            // The first decision happens at arrival: no need to go through the queue.
+            self.on_poll(id);
         }
         Ok(())
     }

@@ -42,12 +42,12 @@ pub enum Item {
     /// `RequestFinished`. The simulator follows them while its path matches the recorded one.
     Step {
         seq: u64,
-        event: Event,
+        event: Box<Event>,
     },
     /// A recorded event that changes router state by itself (keys, restarts).
     Apply {
         seq: u64,
-        event: Event,
+        event: Box<Event>,
     },
 }
 

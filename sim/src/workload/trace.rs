@@ -64,9 +64,15 @@ impl<I: Iterator<Item = Result<(u64, Event), String>>> Iterator for TraceWorkloa
                 }
                 Event::AttemptDecided(_)
                 | Event::AttemptFinished(_)
-                | Event::RequestFinished(_) => Item::Step { seq, event: ev },
+                | Event::RequestFinished(_) => Item::Step {
+                    seq,
+                    event: Box::new(ev),
+                },
                 Event::ProxyStarted(_) | Event::KeyCreated(_) | Event::KeyDeleted(_) => {
-                    Item::Apply { seq, event: ev }
+                    Item::Apply {
+                        seq,
+                        event: Box::new(ev),
+                    }
                 }
                 Event::ConfigApplied(c) => {
                     self.configs.push(c.content);
