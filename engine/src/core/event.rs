@@ -20,9 +20,9 @@ pub enum Event {
     ProxyStarted(ProxyStarted),
     /// Shared: the router keeps it for the request's lifetime without copying.
     RequestReceived(Arc<RequestReceived>),
-    AttemptDecided(AttemptDecided),
-    AttemptFinished(AttemptFinished),
-    RequestFinished(RequestFinished),
+    AttemptDecided(Box<AttemptDecided>),
+    AttemptFinished(Box<AttemptFinished>),
+    RequestFinished(Box<RequestFinished>),
     KeyCreated(KeyCreated),
     KeyDeleted(KeyDeleted),
 }

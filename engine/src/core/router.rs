@@ -492,7 +492,7 @@ impl Router {
                 .or(d.timeout)
                 .unwrap_or(cfg.timeout);
                 let attempt = r.n_attempts;
-                let ev = Event::AttemptDecided(AttemptDecided {
+                let ev = Event::AttemptDecided(Box::new(AttemptDecided {
                     at: now,
                     id,
                     attempt,
@@ -503,7 +503,7 @@ impl Router {
                     candidates: eligible.iter().map(|&i| self.st.names[i].clone()).collect(),
                     probability: pick.probability,
                     waited_us,
-                });
+                }));
                 self.st.apply(&ev);
                 Poll::Attempt {
                     event: ev,
@@ -535,7 +535,7 @@ impl Router {
             report.tokens_cache_creation,
             report.tokens_out,
         );
-        let ev = Event::AttemptFinished(AttemptFinished {
+        let ev = Event::AttemptFinished(Box::new(AttemptFinished {
             at: now,
             id,
             attempt,
@@ -554,14 +554,14 @@ impl Router {
             rate_limit: report.rate_limit,
             committed: report.committed,
             message: report.message,
-        });
+        }));
         self.st.apply(&ev);
         Some(ev)
     }
 
     fn finish_event(&self, now: InstantUs, r: &RequestState, result: RequestResult) -> Event {
         let latency_us = now.since(r.received.at).0;
-        Event::RequestFinished(RequestFinished {
+        Event::RequestFinished(Box::new(RequestFinished {
             at: now,
             id: r.received.id,
             result,
@@ -573,7 +573,7 @@ impl Router {
             deployment: r.last_deployment.map(|d| self.st.names[d].clone()),
             tokens_in: r.tokens_in,
             tokens_out: r.tokens_out,
-        })
+        }))
     }
 
     fn next_step(&self, now: InstantUs, r: &RequestState) -> Step {

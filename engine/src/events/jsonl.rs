@@ -60,9 +60,9 @@ pub fn from_line(line: &str) -> Result<Option<(u64, Event)>, DecodeError> {
         EventKind::ConfigApplied => Event::ConfigApplied(parse(body)?),
         EventKind::ProxyStarted => Event::ProxyStarted(parse(body)?),
         EventKind::RequestReceived => Event::RequestReceived(parse(body)?),
-        EventKind::AttemptDecided => Event::AttemptDecided(parse(body)?),
-        EventKind::AttemptFinished => Event::AttemptFinished(parse(body)?),
-        EventKind::RequestFinished => Event::RequestFinished(parse(body)?),
+        EventKind::AttemptDecided => Event::AttemptDecided(Box::new(parse(body)?)),
+        EventKind::AttemptFinished => Event::AttemptFinished(Box::new(parse(body)?)),
+        EventKind::RequestFinished => Event::RequestFinished(Box::new(parse(body)?)),
         EventKind::KeyCreated => Event::KeyCreated(parse(body)?),
         EventKind::KeyDeleted => Event::KeyDeleted(parse(body)?),
     };

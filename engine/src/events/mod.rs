@@ -109,9 +109,9 @@ pub fn decode_payload(version: u16, kind: u8, payload: &[u8]) -> Result<Event, D
         EventKind::ConfigApplied => Event::ConfigApplied(from_payload(payload)?),
         EventKind::ProxyStarted => Event::ProxyStarted(from_payload(payload)?),
         EventKind::RequestReceived => Event::RequestReceived(from_payload(payload)?),
-        EventKind::AttemptDecided => Event::AttemptDecided(from_payload(payload)?),
-        EventKind::AttemptFinished => Event::AttemptFinished(from_payload(payload)?),
-        EventKind::RequestFinished => Event::RequestFinished(from_payload(payload)?),
+        EventKind::AttemptDecided => Event::AttemptDecided(Box::new(from_payload(payload)?)),
+        EventKind::AttemptFinished => Event::AttemptFinished(Box::new(from_payload(payload)?)),
+        EventKind::RequestFinished => Event::RequestFinished(Box::new(from_payload(payload)?)),
         EventKind::KeyCreated => Event::KeyCreated(from_payload(payload)?),
         EventKind::KeyDeleted => Event::KeyDeleted(from_payload(payload)?),
     })

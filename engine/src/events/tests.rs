@@ -66,7 +66,7 @@ pub(crate) fn samples() -> Vec<Event> {
                 retry_after_ms: None,
             }),
         })),
-        Event::AttemptDecided(AttemptDecided {
+        Event::AttemptDecided(Box::new(AttemptDecided {
             at: InstantUs(1_700_000_000_100_050),
             id: 7,
             attempt: 1,
@@ -77,8 +77,8 @@ pub(crate) fn samples() -> Vec<Event> {
             candidates: vec![n("claude"), n("claude-2")],
             probability: 0.55,
             waited_us: 12,
-        }),
-        Event::AttemptFinished(AttemptFinished {
+        })),
+        Event::AttemptFinished(Box::new(AttemptFinished {
             at: InstantUs(1_700_000_001_100_050),
             id: 7,
             attempt: 1,
@@ -104,8 +104,8 @@ pub(crate) fn samples() -> Vec<Event> {
             },
             committed: false,
             message: Some("rate_limit_error: slow down".into()),
-        }),
-        Event::RequestFinished(RequestFinished {
+        })),
+        Event::RequestFinished(Box::new(RequestFinished {
             at: InstantUs(1_700_000_001_200_000),
             id: 7,
             result: RequestResult::Ok,
@@ -117,7 +117,7 @@ pub(crate) fn samples() -> Vec<Event> {
             deployment: Some(n("claude")),
             tokens_in: 1234,
             tokens_out: 99,
-        }),
+        })),
         Event::KeyCreated(KeyCreated {
             at: InstantUs(1_700_000_002_000_000),
             key: VirtualKey {

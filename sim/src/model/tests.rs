@@ -260,7 +260,7 @@ fn fit_round_trip() {
             Fate::RateLimited { .. } => (OutcomeClass::RateLimited, 429),
         };
         let dur = s.duration_us().min(60_000_000);
-        fitter.observe(&Event::AttemptFinished(AttemptFinished {
+        fitter.observe(&Event::AttemptFinished(Box::new(AttemptFinished {
             at: InstantUs(t + dur),
             id: i,
             attempt: 0,
@@ -279,7 +279,7 @@ fn fit_round_trip() {
             rate_limit: RateLimitInfo::default(),
             committed: false,
             message: None,
-        }));
+        })));
     }
     let (set, notes) = fitter.finish();
     assert_eq!(notes.len(), 1);
