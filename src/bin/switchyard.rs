@@ -218,6 +218,7 @@ fn serve(a: ServeArgs) -> Result<i32> {
         let addr = format!("{}:{}", a.host, a.port);
         let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listen on {addr}"))?;
         tracing::info!("switchyard listening on http://{} (config {}, event log {})", listener.local_addr()?, config.display(), a.data.display());
+        trim_memory_periodically();
         let reload_app = app.clone();
         tokio::spawn(async move {
             #[cfg(unix)]
@@ -253,6 +254,25 @@ fn serve(a: ServeArgs) -> Result<i32> {
         tracing::info!("stopped");
         Ok::<i32, anyhow::Error>(0)
     })
+}
+
+/// glibc's allocator keeps freed memory in its arenas; after a load peak (a burst of requests, a
+/// thousand streams) the proxy would sit at its high-water mark. Trimming every few seconds hands
+/// free pages back to the system.
+fn trim_memory_periodically() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    std::thread::Builder::new()
+        .name("switchyard-trim".into())
+        .spawn(|| loop {
+            std::thread::sleep(Duration::from_secs(5));
+            // SAFETY: malloc_trim only returns free memory to the OS; it is safe to call at any
+            // time from any thread.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::warn!(error = %e, "cannot start the memory trimmer"));
 }
 
 fn check_config(file: &Path, strict: bool, prices: Option<&Path>, json: bool) -> Result<i32> {
