@@ -17,8 +17,8 @@ use std::sync::Arc;
 use switchyard_engine::config::RoutingConfig;
 use switchyard_engine::core::event::{Admission, Event, Name, RateLimitInfo, RequestId};
 use switchyard_engine::core::outcome::OutcomeClass;
-use switchyard_engine::core::rng::FastMap;
-use switchyard_engine::core::router::{AttemptPlan, AttemptReport, Poll, Router};
+use switchyard_engine::core::rng::IdMap;
+use switchyard_engine::core::router::{AttemptReport, Poll, Router};
 use switchyard_engine::core::units::{InstantUs, PicoUsd};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -54,11 +54,11 @@ struct Key {
     n: u64,
 }
 
-/// Boxed payloads keep queue entries small (the heap moves them on every push and pop).
+/// Queue entries stay small (the heap moves them on every push and pop): an attempt's report
+/// waits in a slab and the entry holds its index.
 enum What {
-    Item(Item),
     Poll(RequestId),
-    Done(RequestId, Box<AttemptReport>),
+    Done(RequestId, u32),
 }
 
 /// A queue entry, ordered by its key only.
@@ -95,6 +95,8 @@ enum Follow {
 }
 
 struct Req {
+    /// The deployment of the attempt in flight (or the last one).
+    dep: usize,
     tokens_out: Option<u64>,
     follow: Follow,
     tokens_in: u64,
@@ -121,7 +123,10 @@ pub struct Simulation {
     cfg: Arc<RoutingConfig>,
     deps: Vec<DeploymentSim>,
     queue: BinaryHeap<Reverse<Slot>>,
-    reqs: FastMap<RequestId, Req>,
+    /// Reports of attempts in flight (indexed by `What::Done`), and the free slots.
+    reports: Vec<AttemptReport>,
+    free_reports: Vec<u32>,
+    reqs: IdMap<Req>,
     n: u64,
     tie_base: u64,
     tie_counter: u64,
@@ -303,7 +308,9 @@ impl Simulation {
             cfg,
             deps,
             queue: BinaryHeap::new(),
-            reqs: FastMap::default(),
+            reports: Vec::new(),
+            free_reports: Vec::new(),
+            reqs: IdMap::default(),
             n: 0,
             tie_base: 0,
             tie_counter: 0,
@@ -330,20 +337,36 @@ impl Simulation {
         self
     }
 
-    fn push(&mut self, at: u64, tie: Option<u64>, what: What) {
+    fn key(&mut self, at: u64, tie: Option<u64>) -> Key {
         let tie = tie.map(|s| s << TIE_SHIFT).unwrap_or_else(|| {
             self.tie_counter = (self.tie_counter + 1) & ((1 << TIE_SHIFT) - 1);
             (self.tie_base << TIE_SHIFT) | self.tie_counter
         });
         self.n += 1;
-        self.queue.push(Reverse(Slot(
-            Key {
-                at: at.max(self.now),
-                tie,
-                n: self.n,
-            },
-            what,
-        )));
+        Key {
+            at: at.max(self.now),
+            tie,
+            n: self.n,
+        }
+    }
+
+    fn push(&mut self, at: u64, tie: Option<u64>, what: What) {
+        let key = self.key(at, tie);
+        self.queue.push(Reverse(Slot(key, what)));
+    }
+
+    fn push_done(&mut self, at: u64, tie: Option<u64>, id: RequestId, report: AttemptReport) {
+        let slot = match self.free_reports.pop() {
+            Some(i) => {
+                self.reports[i as usize] = report;
+                i
+            }
+            None => {
+                self.reports.push(report);
+                (self.reports.len() - 1) as u32
+            }
+        };
+        self.push(at, tie, What::Done(id, slot));
     }
 
     fn log(&mut self, ev: &Event) {
@@ -362,36 +385,50 @@ impl Simulation {
         mut workload: I,
         progress: &mut dyn FnMut(u64),
     ) -> Result<RunOutput, SimError> {
-        // The workload streams: one item is in the queue at a time, the next is read when it pops.
-        match workload.next() {
+        // The workload streams: one item waits beside the queue at a time (keyed as if it were in
+        // it), the next is read when it is taken.
+        let mut pending = match workload.next() {
             Some(first) => {
                 let item = first.map_err(SimError::Workload)?;
-                self.push_item(item);
+                Some(self.keyed(item))
             }
             None => return Ok(self.output()),
-        }
-        let mut more = true;
-        while let Some(Reverse(Slot(key, what))) = self.queue.pop() {
+        };
+        loop {
+            let from_workload = match (&pending, self.queue.peek()) {
+                (Some((k, _)), Some(Reverse(Slot(q, _)))) => k < q,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if from_workload {
+                let Some((key, item)) = pending.take() else {
+                    break;
+                };
+                self.now = key.at;
+                self.tie_base = key.tie >> TIE_SHIFT;
+                if let Some(next) = workload.next() {
+                    let next = next.map_err(SimError::Workload)?;
+                    pending = Some(self.keyed(next));
+                }
+                self.on_item(item)?;
+                if self.n_requests.is_multiple_of(65_536) {
+                    progress(self.n_requests);
+                }
+                continue;
+            }
+            let Some(Reverse(Slot(key, what))) = self.queue.pop() else {
+                break;
+            };
             self.now = key.at;
             self.tie_base = key.tie >> TIE_SHIFT;
             match what {
-                What::Item(item) => {
-                    if more {
-                        match workload.next() {
-                            Some(next) => {
-                                let next = next.map_err(SimError::Workload)?;
-                                self.push_item(next);
-                            }
-                            None => more = false,
-                        }
-                    }
-                    self.on_item(item)?;
-                    if self.n_requests.is_multiple_of(65_536) {
-                        progress(self.n_requests);
-                    }
-                }
                 What::Poll(id) => self.on_poll(id),
-                What::Done(id, report) => self.on_done(id, *report),
+                What::Done(id, slot) => {
+                    let report = std::mem::take(&mut self.reports[slot as usize]);
+                    self.free_reports.push(slot);
+                    self.on_done(id, report)
+                }
             }
         }
         progress(self.n_requests);
@@ -408,13 +445,14 @@ impl Simulation {
         }
     }
 
-    fn push_item(&mut self, item: Item) {
+    /// The key the item would have in the queue.
+    fn keyed(&mut self, item: Item) -> (Key, Item) {
         let at = item.at().0;
         let tie = match &item {
             Item::Apply { seq, .. } | Item::Step { seq, .. } => Some(*seq),
             Item::Request(a) => a.recorded.as_ref().map(|r| r.seq),
         };
-        self.push(at, tie, What::Item(item));
+        (self.key(at, tie), item)
     }
 
     fn on_item(&mut self, item: Item) -> Result<(), SimError> {
@@ -493,6 +531,7 @@ impl Simulation {
         self.reqs.insert(
             id,
             Req {
+                dep: 0,
                 tokens_out,
                 follow,
                 tokens_in,
@@ -530,7 +569,7 @@ impl Simulation {
                 let report = report_of_recorded(f);
                 r.follow = Follow::NextStep;
                 self.n_reused += 1;
-                self.push(f.at.0, Some(seq), What::Done(id, Box::new(report)));
+                self.push_done(f.at.0, Some(seq), id, report);
             }
             _ => {}
         }
@@ -538,28 +577,47 @@ impl Simulation {
 
     fn on_poll(&mut self, id: RequestId) {
         let now = InstantUs(self.now);
-        let poll = self.router.poll(now, id);
-        let expected = self
-            .reqs
-            .get_mut(&id)
-            .map(|r| std::mem::replace(&mut r.follow, Follow::Off));
-        match poll {
+        match self.router.poll(now, id) {
             Poll::Attempt { event, plan } => {
                 self.log(&event);
                 let Event::AttemptDecided(d) = &event else {
                     return;
                 };
-                match expected {
-                    Some(Follow::Decision(dep)) if dep == d.deployment => {
-                        if let Some(r) = self.reqs.get_mut(&id) {
-                            r.follow = Follow::Outcome(plan.attempt);
-                        }
+                let Some(r) = self.reqs.get_mut(&id) else {
+                    return;
+                };
+                r.dep = plan.deployment;
+                match std::mem::replace(&mut r.follow, Follow::Off) {
+                    Follow::Decision(dep) if dep == d.deployment => {
+                        r.follow = Follow::Outcome(plan.attempt);
                         self.deps[plan.deployment].start();
                     }
-                    _ => self.sample_attempt(id, plan),
+                    _ => {
+                        let ask = Ask {
+                            now_us: self.now,
+                            key: id.wrapping_mul(64).wrapping_add(plan.attempt as u64),
+                            tokens_in: r.tokens_in,
+                            tokens_out: r.tokens_out,
+                            max_tokens: r.max_tokens,
+                            stream: r.stream,
+                        };
+                        let dep = &mut self.deps[plan.deployment];
+                        let sampled = dep.sample(&ask);
+                        dep.start();
+                        let report = report_of(&sampled, plan.timeout.0, ask.stream);
+                        self.n_sampled += 1;
+                        let t = self.now.saturating_add(report.duration_us);
+                        self.push_done(t, None, id, report);
+                    }
                 }
             }
-            Poll::Wait { until } => self.push(until.0, None, What::Poll(id)),
+            Poll::Wait { until } => {
+                // Waiting takes the request off its recorded path.
+                if let Some(r) = self.reqs.get_mut(&id) {
+                    r.follow = Follow::Off;
+                }
+                self.push(until.0, None, What::Poll(id))
+            }
             Poll::Done { event, .. } => {
                 self.log(&event);
                 self.reqs.remove(&id);
@@ -570,35 +628,13 @@ impl Simulation {
         }
     }
 
-    fn sample_attempt(&mut self, id: RequestId, plan: AttemptPlan) {
-        let Some(r) = self.reqs.get(&id) else { return };
-        let ask = Ask {
-            now_us: self.now,
-            key: id.wrapping_mul(64).wrapping_add(plan.attempt as u64),
-            tokens_in: r.tokens_in,
-            tokens_out: r.tokens_out,
-            max_tokens: r.max_tokens,
-            stream: r.stream,
-        };
-        let stream = r.stream;
-        let dep = &mut self.deps[plan.deployment];
-        let sampled = dep.sample(&ask);
-        dep.start();
-        let report = report_of(&sampled, plan.timeout.0, stream);
-        self.n_sampled += 1;
-        let t = self.now.saturating_add(report.duration_us);
-        self.push(t, None, What::Done(id, Box::new(report)));
-    }
-
     fn on_done(&mut self, id: RequestId, report: AttemptReport) {
         let now = InstantUs(self.now);
-        let dep = self
-            .router
-            .state()
-            .requests
-            .get(&id)
-            .and_then(|r| r.in_flight)
-            .map(|(_, d)| d);
+        // The attempt's deployment, and whether the trace says when the next step happens.
+        let (dep, on_record) = match self.reqs.get(&id) {
+            Some(r) => (Some(r.dep), r.follow == Follow::NextStep),
+            None => (None, false),
+        };
         let before = dep.map(|d| self.router.state().deployments[d].cooldown_until);
         if let Some(d) = dep {
             self.deps[d].finish();
@@ -614,11 +650,6 @@ impl Simulation {
                 self.report.on_cooldown(&name, added);
             }
         }
-        // On the recorded path, the next step happens when the trace says; otherwise now.
-        let on_record = self
-            .reqs
-            .get(&id)
-            .is_some_and(|r| r.follow == Follow::NextStep);
         if !on_record {
             self.on_poll(id);
         }

@@ -99,6 +99,31 @@ impl std::hash::Hasher for FnvHasher {
 
 pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FnvHasher>>;
 
+/// A hasher for integer ids (request ids): one multiply and a fold, so consecutive ids spread
+/// over the whole table. Only for maps that are looked up, never iterated for decisions.
+#[derive(Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let m = (self.0 as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (m as u64) ^ ((m >> 64) as u64)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+}
+
+/// Request id -> value.
+pub type IdMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 use crate::config::{RoutingConfig, VirtualKey};
 use crate::core::event::*;
 use crate::core::outcome::OutcomeClass;
-use crate::core::rng::FastMap;
+use crate::core::rng::{FastMap, IdMap};
 use crate::core::units::{DurationUs, InstantUs, PicoUsd};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -154,8 +154,9 @@ pub struct State {
     pub keys: BTreeMap<String, KeyState>,
     /// Key SHA-256 (hex) -> key id (lookups only).
     pub key_by_hash: FastMap<String, String>,
-    /// Boxed: the map moves its entries around on insert and remove.
-    pub requests: BTreeMap<RequestId, Box<RequestState>>,
+    /// Boxed: the table moves its entries when it grows. Never iterated in its own order (the
+    /// few walks over it sort by id first).
+    pub requests: IdMap<Box<RequestState>>,
     pub next_request_id: RequestId,
     pub n_events: u64,
     pub last_at: InstantUs,
@@ -214,7 +215,7 @@ impl State {
             group_names,
             keys: BTreeMap::new(),
             key_by_hash: FastMap::default(),
-            requests: BTreeMap::new(),
+            requests: IdMap::default(),
             next_request_id: 1,
             n_events: 0,
             last_at: InstantUs::ZERO,
@@ -331,7 +332,8 @@ impl State {
     }
 
     fn abandon_all(&mut self, next_id: RequestId) {
-        let reqs = std::mem::take(&mut self.requests);
+        let mut reqs: Vec<_> = std::mem::take(&mut self.requests).into_iter().collect();
+        reqs.sort_unstable_by_key(|(id, _)| *id);
         for (_, r) in reqs {
             if let Some((_, d)) = r.in_flight {
                 if let Some(ds) = self.deployments.get_mut(d) {
@@ -652,6 +654,13 @@ fn cooldown_for(
 impl State {
     /// A canonical text form of everything `apply` folds (for tests and snapshot checks): two
     /// states with the same fingerprint make the same decisions.
+    /// The requests in flight, by id.
+    pub fn requests_in_order(&self) -> Vec<(RequestId, &RequestState)> {
+        let mut v: Vec<_> = self.requests.iter().map(|(k, r)| (*k, &**r)).collect();
+        v.sort_unstable_by_key(|(k, _)| *k);
+        v
+    }
+
     pub fn fingerprint(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
@@ -662,7 +671,7 @@ impl State {
         for (id, k) in &self.keys {
             let _ = writeln!(s, "key {id} {k:?}");
         }
-        for (id, r) in &self.requests {
+        for (id, r) in self.requests_in_order() {
             let _ = writeln!(s, "req {id} {r:?}");
         }
         s
@@ -698,9 +707,9 @@ impl State {
                 .collect(),
             keys: self.keys.values().cloned().collect(),
             requests: self
-                .requests
-                .iter()
-                .map(|(k, v)| (*k, (**v).clone()))
+                .requests_in_order()
+                .into_iter()
+                .map(|(k, v)| (k, v.clone()))
                 .collect(),
             next_request_id: self.next_request_id,
             n_events: self.n_events,

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use switchyard_engine::core::event::{Admission, Event, Name, Reason, RequestId, RequestResult};
-use switchyard_engine::core::rng::FastMap;
+use switchyard_engine::core::rng::IdMap;
 
 const UNKNOWN: &str = "(unknown)";
 const REJECTED: &str = "(rejected)";
@@ -89,7 +89,7 @@ pub struct RunBuilder {
     /// Series bucket -> deployment -> attempts.
     pub series: BTreeMap<u64, BTreeMap<Name, u64>>,
     /// Requests in flight: their group and whether they stream (TTFT counts for streams only).
-    in_flight: FastMap<RequestId, (Name, bool)>,
+    in_flight: IdMap<(Name, bool)>,
     pub first_us: Option<u64>,
     pub last_us: u64,
 }
