@@ -8,7 +8,7 @@ pub mod render;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use switchyard_engine::core::event::{Admission, Event, Name, Reason, RequestId, RequestResult};
+use switchyard_engine::core::event::{Admission, Event, Name, Reason, RequestResult};
 use switchyard_engine::core::rng::IdMap;
 
 const UNKNOWN: &str = "(unknown)";
@@ -99,13 +99,6 @@ impl RunBuilder {
         RunBuilder::default()
     }
 
-    fn group_of(&self, id: RequestId) -> Name {
-        self.in_flight
-            .get(&id)
-            .map(|x| x.0.clone())
-            .unwrap_or_else(|| Name::from(UNKNOWN))
-    }
-
     pub fn on_event(&mut self, ev: &Event) {
         let at = ev.at().0;
         self.first_us.get_or_insert(at);
@@ -119,8 +112,11 @@ impl RunBuilder {
                 self.in_flight.insert(r.id, (g, r.stream));
             }
             Event::AttemptDecided(d) => {
-                let g = self.group_of(d.id);
-                for s in [&mut self.overall, self.groups.entry(g).or_default()] {
+                let s = match self.in_flight.get(&d.id) {
+                    Some((g, _)) => scope_mut(&mut self.groups, g),
+                    None => scope_mut(&mut self.groups, UNKNOWN),
+                };
+                for s in [&mut self.overall, s] {
                     s.attempts += 1;
                     match d.reason {
                         Reason::Retry => s.retries += 1,
@@ -130,19 +126,14 @@ impl RunBuilder {
                         _ => {}
                     }
                 }
-                self.deployments
-                    .entry(d.deployment.clone())
-                    .or_default()
-                    .attempts += 1;
-                *self
-                    .series
-                    .entry(at / SERIES_BUCKET_US)
-                    .or_default()
-                    .entry(d.deployment.clone())
-                    .or_insert(0) += 1;
+                scope_mut(&mut self.deployments, &d.deployment).attempts += 1;
+                *scope_mut(
+                    self.series.entry(at / SERIES_BUCKET_US).or_default(),
+                    &d.deployment,
+                ) += 1;
             }
             Event::AttemptFinished(a) => {
-                let dep = self.deployments.entry(a.deployment.clone()).or_default();
+                let dep = scope_mut(&mut self.deployments, &a.deployment);
                 dep.cost = dep.cost.saturating_add(a.cost);
                 record(&mut dep.duration, a.duration_us);
                 if a.class.is_success() {
@@ -156,7 +147,7 @@ impl RunBuilder {
                     .in_flight
                     .remove(&f.id)
                     .unwrap_or_else(|| (Name::from(UNKNOWN), false));
-                for s in [&mut self.overall, self.groups.entry(g).or_default()] {
+                for s in [&mut self.overall, scope_mut(&mut self.groups, &g)] {
                     s.requests += 1;
                     s.cost = s.cost.saturating_add(f.cost);
                     match &f.result {
@@ -178,15 +169,7 @@ impl RunBuilder {
     }
 
     pub fn on_cooldown(&mut self, deployment: &str, added_us: u64) {
-        match self.deployments.get_mut(deployment) {
-            Some(d) => d.cooldown_us += added_us,
-            None => {
-                self.deployments
-                    .entry(Name::from(deployment))
-                    .or_default()
-                    .cooldown_us += added_us
-            }
-        }
+        scope_mut(&mut self.deployments, deployment).cooldown_us += added_us;
     }
 
     /// The run's figures.
@@ -237,6 +220,15 @@ impl RunBuilder {
             span_s: (self.last_us - self.first_us.unwrap_or(self.last_us)) as f64 / 1e6,
         }
     }
+}
+
+/// The entry for `name`, created on first use (a lookup by `&str` first: no reference counting
+/// on the hot path).
+fn scope_mut<'a, T: Default>(m: &'a mut BTreeMap<Name, T>, name: &str) -> &'a mut T {
+    if !m.contains_key(name) {
+        m.insert(Name::from(name), T::default());
+    }
+    m.get_mut(name).expect("inserted above")
 }
 
 fn scope_figures(s: &Scope) -> BTreeMap<String, f64> {
