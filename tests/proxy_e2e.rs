@@ -247,6 +247,95 @@ async fn retries_then_fallback_on_500_429_timeout_and_refused() {
 }
 
 #[tokio::test]
+async fn request_level_fallbacks_retries_timeout_and_mock_testing_fallbacks() {
+    let up = Fake::start(fake::ok()).await;
+    let fb = Fake::start(fake::ok()).await;
+    let cfg = two_groups(&up.base(), &fb.base(), "");
+    let p = Proxy::start(&cfg, Opts::default()).await;
+    let url = p.url("/v1/chat/completions");
+    // mock_testing_fallbacks: the primary is never called, the fallback answers.
+    let mut body = chat("production-llm");
+    body["mock_testing_fallbacks"] = json!(true);
+    let r = post_json(&url, &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-litellm-model-id").as_deref(), Some("backup"));
+    assert_eq!(
+        r.header("x-litellm-attempted-fallbacks").as_deref(),
+        Some("1")
+    );
+    assert_eq!((up.count(), fb.count()), (0, 1));
+    // The routing parameters never reach a provider.
+    let sent = &fb.requests()[0].body;
+    for k in [
+        "mock_testing_fallbacks",
+        "fallbacks",
+        "num_retries",
+        "timeout",
+    ] {
+        assert!(sent.get(k).is_none(), "{k} forwarded: {sent}");
+    }
+    // A client's own fallback list and retry count: the 500 is not retried and the client's
+    // fallback answers.
+    up.set_default(fake::status(500, "boom"));
+    let mut body = chat("production-llm");
+    body["fallbacks"] = json!([{"model": "production-llm-fallback"}]);
+    body["num_retries"] = json!(0);
+    let r = post_json(&url, &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("x-litellm-attempted-retries").as_deref(),
+        Some("0")
+    );
+    assert_eq!(up.count(), 1);
+    // An empty list means no fallbacks at all: the provider's error comes back.
+    body["fallbacks"] = json!([]);
+    let r = post_json(&url, &[], &body).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    // A per-request timeout shorter than the configured 2 s.
+    up.set_default(Behavior::Hang);
+    let mut body = chat("production-llm");
+    body["timeout"] = json!(0.2);
+    body["num_retries"] = json!(0);
+    let t = std::time::Instant::now();
+    let r = post_json(&url, &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    // Bad values and unknown groups are 400s naming the parameter.
+    for (k, v) in [
+        ("fallbacks", json!(["no-such-group"])),
+        ("fallbacks", json!("production-llm-fallback")),
+        ("num_retries", json!("two")),
+        ("timeout", json!(-1)),
+    ] {
+        let mut body = chat("production-llm");
+        body[k] = v.clone();
+        let r = post_json(&url, &[], &body).await;
+        assert_eq!(r.status, 400, "{k}={v}: {}", r.text());
+        assert_eq!(r.json()["error"]["param"], json!(k), "{}", r.text());
+    }
+    let dir = p.stop().await;
+    // The log keeps what the client asked for, so a replay makes the same decisions.
+    let asked: Vec<_> = events(&dir)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RequestReceived(r) if !r.overrides.is_empty() => Some(r.overrides.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(asked[0].mock_testing_fallbacks);
+    assert_eq!(
+        asked[1].fallbacks.as_deref(),
+        Some(&["production-llm-fallback".to_string()][..])
+    );
+    assert_eq!(asked[1].num_retries, Some(0));
+    assert_eq!(asked[3].timeout_us, Some(200_000));
+}
+
+#[tokio::test]
 async fn rate_limit_cools_a_deployment_and_retry_after_is_honoured() {
     let a = Fake::start(fake::ok()).await;
     let b = Fake::start(fake::ok()).await;

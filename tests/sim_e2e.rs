@@ -142,6 +142,11 @@ async fn parity(strategy: &str) {
             },
             tokens_out: Some(5 + rng.below(40)),
             stream: i % 3 == 0,
+            // Some clients set LiteLLM's request-level routing parameters.
+            mock_testing_fallbacks: i % 23 == 5,
+            num_retries: (i % 13 == 7).then_some(0),
+            fallbacks: (i % 19 == 3).then(|| vec!["production-llm-fallback".to_string()]),
+            timeout_s: (i % 29 == 11).then_some(0.05),
             ..ArrivalLine::default()
         })
         .collect();
@@ -174,10 +179,14 @@ async fn parity(strategy: &str) {
         let k = match &e {
             Event::AttemptDecided(d) => format!("decided {}", d.reason.name()),
             Event::AttemptFinished(a) => format!("finished {}", a.class.name()),
-            Event::RequestFinished(f) => format!(
-                "request {:?}",
-                matches!(f.result, switchyard_engine::core::event::RequestResult::Ok)
-            ),
+            Event::RequestFinished(f) => match &f.result {
+                switchyard_engine::core::event::RequestResult::Ok => "request true".to_string(),
+                switchyard_engine::core::event::RequestResult::Err(e) => format!(
+                    "request false {} {}",
+                    e.status,
+                    e.message.chars().take(80).collect::<String>()
+                ),
+            },
             e => e.kind().name().to_string(),
         };
         *kinds.entry(k).or_default() += 1;
@@ -196,7 +205,7 @@ async fn parity(strategy: &str) {
     let n_fallbacks = recorded.iter().filter(|e| matches!(e, Event::AttemptDecided(d) if d.reason != switchyard_engine::core::event::Reason::Primary)).count();
     assert!(
         recorded.len() >= 300,
-        "few decisions recorded: {}",
+        "few decisions recorded: {} ({kinds:?})",
         recorded.len()
     );
     assert!(

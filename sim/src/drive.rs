@@ -85,6 +85,19 @@ pub async fn drive<I: Iterator<Item = ItemResult>>(
         if !a.input.tags.is_empty() {
             body["tags"] = json!(a.input.tags);
         }
+        let o = &a.input.overrides;
+        if let Some(f) = &o.fallbacks {
+            body["fallbacks"] = json!(f);
+        }
+        if let Some(n) = o.num_retries {
+            body["num_retries"] = json!(n);
+        }
+        if let Some(t) = o.timeout_us {
+            body["timeout"] = json!(t as f64 / 1e6);
+        }
+        if o.mock_testing_fallbacks {
+            body["mock_testing_fallbacks"] = json!(true);
+        }
         let mut req = hyper::Request::post(&url)
             .header("content-type", "application/json")
             .header("x-switchyard-tokens-in", a.input.tokens_in.to_string());

@@ -368,6 +368,18 @@ pub struct RoutingConfig {
 }
 
 impl RoutingConfig {
+    /// The configured per-attempt timeout of deployment `d` (a stream's own timeout first).
+    pub fn attempt_timeout(&self, d: usize, stream: bool) -> DurationUs {
+        let dep = &self.deployments[d];
+        if stream {
+            dep.stream_timeout.or(self.stream_timeout)
+        } else {
+            None
+        }
+        .or(dep.timeout)
+        .unwrap_or(self.timeout)
+    }
+
     pub fn deployment_index(&self, id: &str) -> Option<usize> {
         self.deployments.iter().position(|d| d.id == id)
     }

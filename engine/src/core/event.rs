@@ -200,6 +200,32 @@ pub struct RequestReceived {
     /// The prompt itself, only with `store_prompts`.
     pub prompt: Option<String>,
     pub admission: Admission,
+    /// Routing parameters the client set for this request alone (schema version 2; empty when
+    /// read from a version-1 log).
+    #[serde(default)]
+    pub overrides: RequestOverrides,
+}
+
+/// LiteLLM's request-level routing parameters, as the client sent them in the body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestOverrides {
+    /// `fallbacks`: model groups to try, in order, once the requested group has failed. They
+    /// replace the config's generic fallbacks for this request (`default_fallbacks` included).
+    pub fallbacks: Option<Vec<String>>,
+    /// `num_retries`: retries within a group, in place of the configured number (retry policies
+    /// by error class still win, as in LiteLLM).
+    pub num_retries: Option<u32>,
+    /// `timeout` / `request_timeout`: per attempt, in place of the configured timeouts.
+    pub timeout_us: Option<u64>,
+    /// `mock_testing_fallbacks`: the requested group fails at once without calling a provider,
+    /// so the fallbacks run (LiteLLM's way to test a fallback chain).
+    pub mock_testing_fallbacks: bool,
+}
+
+impl RequestOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == RequestOverrides::default()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -35,6 +35,7 @@ pub struct RequestInput {
     pub user: Option<String>,
     pub prompt_sha: String,
     pub prompt: Option<String>,
+    pub overrides: RequestOverrides,
 }
 
 /// What the driver reports when an attempt ends.
@@ -269,6 +270,7 @@ impl Router {
             prompt_sha: input.prompt_sha,
             prompt: input.prompt,
             admission,
+            overrides: input.overrides,
         }));
         self.st.apply(&ev);
         ev
@@ -352,6 +354,58 @@ impl Router {
                 .with_param("model"),
             );
         };
+        let allowed = |asked: &str, resolved: &str, group: &str| {
+            key.is_none_or(|k| {
+                k.def.models.is_empty()
+                    || k.def
+                        .models
+                        .iter()
+                        .any(|m| m == "*" || m == asked || m == resolved || m == group)
+            })
+        };
+        let denied = |asked: &str, param: &str| {
+            let models = key.map(|k| k.def.models.clone()).unwrap_or_default();
+            Admission::Rejected(
+                RouteError::new(
+                    401,
+                    "key_model_access_denied",
+                    format!("key not allowed to access model. This key can only access models={models:?}. Tried to access {asked}"),
+                )
+                .with_code("401")
+                .with_param(param),
+            )
+        };
+        if !allowed(&input.model, name, &group) {
+            return denied(&input.model, "model");
+        }
+        // Request-level fallbacks name model groups the caller must be allowed to use.
+        for (i, f) in input.overrides.fallbacks.iter().flatten().enumerate() {
+            let target = key
+                .and_then(|k| k.def.aliases.get(f.as_str()))
+                .map(String::as_str)
+                .unwrap_or(f);
+            let Some(fg) = self
+                .resolve_group(target)
+                .filter(|(_, pinned)| pinned.is_none())
+                .map(|(g, _)| g)
+            else {
+                return Admission::Rejected(
+                    RouteError::new(
+                        400,
+                        "invalid_request_error",
+                        format!(
+                            "fallbacks[{i}]: `{f}` is not a model group. Available: {}",
+                            self.models_for(input.key_id.as_deref()).join(", ")
+                        ),
+                    )
+                    .with_code("model_not_found")
+                    .with_param("fallbacks"),
+                );
+            };
+            if !allowed(f, target, &fg) {
+                return denied(f, "fallbacks");
+            }
+        }
         let Some(k) = key else {
             return Admission::Admitted {
                 group,
@@ -361,22 +415,6 @@ impl Router {
             };
         };
         let d = &k.def;
-        if !d.models.is_empty()
-            && !d
-                .models
-                .iter()
-                .any(|m| m == "*" || *m == input.model || *m == name || **m == *group)
-        {
-            return Admission::Rejected(
-                RouteError::new(
-                    401,
-                    "key_model_access_denied",
-                    format!("key not allowed to access model. This key can only access models={:?}. Tried to access {}", d.models, input.model),
-                )
-                .with_code("401")
-                .with_param("model"),
-            );
-        }
         let to_next_minute = US_PER_MINUTE - now.0 % US_PER_MINUTE;
         let limited = |what: &str, current: u64, limit: u64| {
             let mut e = RouteError::new(
@@ -482,15 +520,11 @@ impl Router {
                 waited_us,
             } => {
                 let cfg = &self.st.cfg;
-                let d = &cfg.deployments[pick.deployment];
                 let stream = r.received.stream;
-                let timeout = if stream {
-                    d.stream_timeout.or(cfg.stream_timeout)
-                } else {
-                    None
-                }
-                .or(d.timeout)
-                .unwrap_or(cfg.timeout);
+                let timeout = match r.received.overrides.timeout_us {
+                    Some(t) => DurationUs(t),
+                    None => cfg.attempt_timeout(pick.deployment, stream),
+                };
                 let attempt = r.n_attempts;
                 let ev = Event::AttemptDecided(Box::new(AttemptDecided {
                     at: now,
@@ -602,6 +636,23 @@ impl Router {
         };
         // The error the request ends with if nothing else can be tried.
         let mut last_err: Option<RouteError> = None;
+        if r.received.overrides.mock_testing_fallbacks && r.n_attempts == 0 && r.n_fallbacks == 0 {
+            // The requested group fails at once, without a provider call, so the fallbacks run.
+            let err = RouteError::new(
+                500,
+                "api_error",
+                format!(
+                    "This is a mock exception for model={}, to trigger a fallback (mock_testing_fallbacks). Fallbacks={:?}",
+                    cur.group,
+                    self.fallback_list(FallbackKind::Generic, &cur.group, &r.received.model, r)
+                ),
+            )
+            .with_code("500");
+            if !self.fall_back(&mut cur, FallbackKind::Generic, r) {
+                return Step::Finish(RequestResult::Err(err));
+            }
+            last_err = Some(err);
+        }
         if let Some(last) = &r.last {
             let err = self.error_from(r, last);
             if last.committed
@@ -612,16 +663,21 @@ impl Router {
             }
             let orig = r.original_group.as_deref().unwrap_or("");
             let has_cw = !self
-                .fallback_list(FallbackKind::ContextWindow, orig, &r.received.model)
+                .fallback_list(FallbackKind::ContextWindow, orig, &r.received.model, r)
                 .is_empty();
             let has_cp = !self
-                .fallback_list(FallbackKind::ContentPolicy, orig, &r.received.model)
+                .fallback_list(FallbackKind::ContentPolicy, orig, &r.received.model, r)
                 .is_empty();
             let kind = match last.class {
                 OutcomeClass::ContextWindowExceeded if has_cw => Some(FallbackKind::ContextWindow),
                 OutcomeClass::ContentPolicy if has_cp => Some(FallbackKind::ContentPolicy),
                 _ => {
-                    let retries = self.retries_for(&cur.group, last.class, last.deployment);
+                    let retries = self.retries_for(
+                        &cur.group,
+                        last.class,
+                        last.deployment,
+                        r.received.overrides.num_retries,
+                    );
                     if self.retryable(last, &cur.group) && cur.attempts_in_group <= retries {
                         cur.reason = Reason::Retry;
                         cur.retrying = true;
@@ -741,7 +797,19 @@ impl Router {
             return false;
         }
         let orig = r.original_group.as_deref().unwrap_or("");
-        for g in self.fallback_list(kind, orig, &r.received.model) {
+        let from_request =
+            kind == FallbackKind::Generic && r.received.overrides.fallbacks.is_some();
+        let key = r
+            .received
+            .key_id
+            .as_deref()
+            .and_then(|id| self.st.keys.get(id));
+        for g in self.fallback_list(kind, orig, &r.received.model, r) {
+            // A client's own list may use its key's model aliases, as its `model` can.
+            let g = match key.filter(|_| from_request) {
+                Some(k) => k.def.aliases.get(g).map(String::as_str).unwrap_or(g),
+                None => g,
+            };
             let name = cfg.aliases.get(g).map(String::as_str).unwrap_or(g);
             if !cfg.groups.contains_key(name) || cur.visited.iter().any(|v| **v == *name) {
                 continue;
@@ -763,8 +831,19 @@ impl Router {
         false
     }
 
-    fn fallback_list(&self, kind: FallbackKind, group: &str, requested: &str) -> Vec<&str> {
+    fn fallback_list<'a>(
+        &'a self,
+        kind: FallbackKind,
+        group: &str,
+        requested: &str,
+        r: &'a RequestState,
+    ) -> Vec<&'a str> {
         let cfg = &self.st.cfg;
+        if kind == FallbackKind::Generic {
+            if let Some(list) = &r.received.overrides.fallbacks {
+                return list.iter().map(String::as_str).collect();
+            }
+        }
         let map = match kind {
             FallbackKind::Generic => &cfg.fallbacks,
             FallbackKind::ContextWindow => &cfg.context_window_fallbacks,
@@ -781,7 +860,13 @@ impl Router {
         out
     }
 
-    fn retries_for(&self, group: &str, class: OutcomeClass, deployment: usize) -> u32 {
+    fn retries_for(
+        &self,
+        group: &str,
+        class: OutcomeClass,
+        deployment: usize,
+        requested: Option<u32>,
+    ) -> u32 {
         let cfg = &self.st.cfg;
         let by_class = |p: &crate::config::RetryPolicy| -> Option<u32> {
             match policy_class(class)? {
@@ -797,6 +882,7 @@ impl Router {
             .get(group)
             .and_then(by_class)
             .or_else(|| by_class(&cfg.retry_policy))
+            .or(requested)
             .or(cfg.deployments[deployment].num_retries)
             .unwrap_or(cfg.num_retries)
     }

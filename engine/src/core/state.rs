@@ -444,6 +444,15 @@ impl State {
         };
         let cfg = self.cfg.clone();
         let group_size = self.group_size[d];
+        // A timeout the client set shorter than the configured one is not the deployment's
+        // failure: it neither cools the deployment nor counts against it (else one client
+        // could cool a shared deployment for everyone with tiny timeouts).
+        let clients_timeout = e.class == OutcomeClass::Timeout
+            && self
+                .requests
+                .get(&e.id)
+                .and_then(|r| r.received.overrides.timeout_us)
+                .is_some_and(|t| t < cfg.attempt_timeout(d, e.stream).0);
         let ds = &mut self.deployments[d];
         ds.in_flight = ds.in_flight.saturating_sub(1);
         let w = ds.window.at(e.at);
@@ -468,6 +477,7 @@ impl State {
                 }
             }
             OutcomeClass::Cancelled => {}
+            _ if clients_timeout => {}
             class => {
                 w.failures += 1;
                 if let Some(pc) = policy_class(class) {
@@ -680,7 +690,7 @@ impl State {
 
 /// Version of the snapshot layout below: a snapshot with another version is ignored and the
 /// state is rebuilt from events.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
 /// Derived state at one point of the log (a cache: the events are the truth).
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -863,6 +863,183 @@ router_settings:
     .assert_eq(&d.table);
 }
 
+const THREE_GROUPS: &str = r#"
+model_list:
+  - {model_name: a, litellm_params: {model: hosted_vllm/a, api_base: "http://a/v1"}, model_info: {id: a}}
+  - {model_name: b, litellm_params: {model: hosted_vllm/b, api_base: "http://b/v1"}, model_info: {id: b}}
+  - {model_name: c, litellm_params: {model: hosted_vllm/c, api_base: "http://c/v1"}, model_info: {id: c}}
+router_settings:
+  num_retries: 2
+  retry_after: 0
+  fallbacks: [{a: [b]}]
+  default_fallbacks: [b]
+"#;
+
+fn with(model: &str, o: RequestOverrides) -> RequestInput {
+    RequestInput {
+        overrides: o,
+        ..req(model)
+    }
+}
+
+#[test]
+fn request_fallbacks_and_num_retries_replace_the_configured_ones() {
+    let mut d = Driver::new(THREE_GROUPS).script(
+        "a",
+        vec![
+            fail(OutcomeClass::ServerError, 500, 10),
+            fail(OutcomeClass::ServerError, 500, 10),
+            fail(OutcomeClass::ServerError, 500, 10),
+            fail(OutcomeClass::ServerError, 500, 10),
+        ],
+    );
+    // The client's list replaces `fallbacks` and `default_fallbacks`; no retries asked for.
+    let o = RequestOverrides {
+        fallbacks: Some(vec!["c".into()]),
+        num_retries: Some(0),
+        ..Default::default()
+    };
+    d.run(with("a", o));
+    // Without overrides: two retries, then the configured fallback.
+    d.run(req("a"));
+    expect_test::expect![[r#"
+        t=  0.000s r1 #0 primary        a          -> a        p=1.00 : server_error 500
+        t=  0.010s r1 #1 fallback       c          -> c        p=1.00 : success 200
+        t=  0.110s r1 ok cost=$0 attempts=2
+        t=  0.110s r2 #0 primary        a          -> a        p=1.00 : server_error 500
+        t=  0.120s r2 wait 597.483ms
+        t=  0.717s r2 #1 retry          a          -> a        p=1.00 : server_error 500
+        t=  0.727s r2 wait 1.099s
+        t=  1.827s r2 #2 retry          a          -> a        p=1.00 : server_error 500
+        t=  1.837s r2 #3 fallback       b          -> b        p=1.00 : success 200
+        t=  1.937s r2 ok cost=$0 attempts=4
+    "#]]
+    .assert_eq(&d.table);
+}
+
+#[test]
+fn request_timeout_bounds_every_attempt() {
+    let mut d = Driver::new(THREE_GROUPS);
+    for (o, want) in [(None, 600_000_000u64), (Some(2_500_000u64), 2_500_000)] {
+        let input = with(
+            "a",
+            RequestOverrides {
+                timeout_us: o,
+                ..Default::default()
+            },
+        );
+        let ev = d.router.receive(d.now, input, None);
+        let id = ev.request_id().unwrap();
+        let Poll::Attempt { plan, .. } = d.router.poll(d.now, id) else {
+            panic!("no attempt")
+        };
+        assert_eq!(plan.timeout.0, want);
+    }
+}
+
+#[test]
+fn a_clients_short_timeout_does_not_cool_the_deployment() {
+    let yaml = format!("{THREE_GROUPS}  allowed_fails: 1\n");
+    let slow = || vec![fail(OutcomeClass::Timeout, 0, 5_000); 4];
+    let short = || RequestOverrides {
+        timeout_us: Some(50_000),
+        num_retries: Some(0),
+        fallbacks: Some(vec![]),
+        ..Default::default()
+    };
+    let mut d = Driver::new(&yaml).script("a", slow());
+    for _ in 0..3 {
+        d.run(with("a", short()));
+    }
+    let a = &d.router.state().deployments[0];
+    assert_eq!((a.totals.attempts, a.totals.failures), (3, 0));
+    assert!(!a.cooling(d.now), "{}", d.table);
+    // The same timeouts under the configured timeout are the deployment's: it cools.
+    let mut d = Driver::new(&yaml.replace("num_retries: 2", "num_retries: 0\n  timeout: 0.05"))
+        .script("a", slow());
+    for _ in 0..3 {
+        d.run(with(
+            "a",
+            RequestOverrides {
+                fallbacks: Some(vec![]),
+                ..Default::default()
+            },
+        ));
+    }
+    let a = &d.router.state().deployments[0];
+    assert!(a.totals.failures >= 2 && a.cooling(d.now), "{}", d.table);
+}
+
+#[test]
+fn mock_testing_fallbacks_fails_the_requested_group_without_calling_it() {
+    let mut d = Driver::new(THREE_GROUPS);
+    let mock = |fallbacks: Option<Vec<String>>| RequestOverrides {
+        mock_testing_fallbacks: true,
+        fallbacks,
+        ..Default::default()
+    };
+    // The configured fallback runs; `a` is never attempted, so its health is untouched.
+    d.run(with("a", mock(None)));
+    d.run(with("a", mock(Some(vec!["c".into()]))));
+    // Nowhere to fall back to: the mock error itself.
+    let RequestResult::Err(e) = d.run(with("c", mock(Some(vec![])))) else {
+        panic!("{}", d.table)
+    };
+    assert_eq!(e.status, 500);
+    expect_test::expect![[r#"
+        t=  0.000s r1 #0 fallback       b          -> b        p=1.00 : success 200
+        t=  0.100s r1 ok cost=$0 attempts=1
+        t=  0.100s r2 #0 fallback       c          -> c        p=1.00 : success 200
+        t=  0.200s r2 ok cost=$0 attempts=1
+        t=  0.200s r3 error 500 api_error: This is a mock exception for model=c, to trigger a fallback (mock_testing_fallbacks). Fallbacks=[]
+    "#]]
+    .assert_eq(&d.table);
+    let a = &d.router.state().deployments[0];
+    assert_eq!((a.totals.attempts, a.totals.failures), (0, 0));
+}
+
+#[test]
+fn request_fallbacks_must_name_groups_the_key_may_use() {
+    let mut d = Driver::new(KEYS);
+    let free = key_id(&d, "free");
+    let asking = |k: &Name, fallbacks: &[&str]| RequestInput {
+        key_id: Some(k.clone()),
+        overrides: RequestOverrides {
+            fallbacks: Some(fallbacks.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        },
+        ..req("chat")
+    };
+    // Not a group at all.
+    let RequestResult::Err(e) = d.run(asking(&free, &["nope"])) else {
+        panic!()
+    };
+    assert_eq!((e.status, e.param.as_deref()), (400, Some("fallbacks")));
+    // A group the free key may not use: no way around `models` through a fallback.
+    let RequestResult::Err(e) = d.run(asking(&free, &["premium"])) else {
+        panic!()
+    };
+    assert_eq!((e.status, e.param.as_deref()), (401, Some("fallbacks")));
+    // Its own alias is fine.
+    assert_eq!(d.run(asking(&free, &["chat"])), RequestResult::Ok);
+    // Without a key, any group.
+    let RequestResult::Ok = d.run(with(
+        "cheap",
+        RequestOverrides {
+            fallbacks: Some(vec!["premium".into()]),
+            mock_testing_fallbacks: true,
+            ..Default::default()
+        },
+    )) else {
+        panic!("{}", d.table)
+    };
+    assert!(
+        d.table.contains("#0 fallback       premium    -> p "),
+        "{}",
+        d.table
+    );
+}
+
 #[test]
 fn committed_stream_failure_is_not_retried() {
     let mut a = fail(OutcomeClass::StreamInterrupted, 0, 10);

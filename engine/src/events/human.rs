@@ -89,8 +89,22 @@ pub fn describe(seq: u64, ev: &Event) -> String {
                 }
                 Admission::Rejected(r) => format!("rejected {} {}", r.status, r.message),
             };
+            let o = &e.overrides;
+            let mut asked = String::new();
+            if let Some(f) = &o.fallbacks {
+                asked.push_str(&format!(" fallbacks=[{}]", f.join(",")));
+            }
+            if let Some(n) = o.num_retries {
+                asked.push_str(&format!(" num_retries={n}"));
+            }
+            if let Some(t) = o.timeout_us {
+                asked.push_str(&format!(" timeout={}s", t as f64 / 1e6));
+            }
+            if o.mock_testing_fallbacks {
+                asked.push_str(" mock_testing_fallbacks");
+            }
             format!(
-                "r{} received model={}{who} tokens_in={} max_tokens={} stream={} {adm}",
+                "r{} received model={}{who} tokens_in={} max_tokens={} stream={}{asked} {adm}",
                 e.id,
                 e.model,
                 e.tokens_in,

@@ -16,14 +16,15 @@
 pub mod human;
 pub mod jsonl;
 pub mod trace;
+mod v1;
 
 use crate::core::event::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub const MAGIC: [u8; 4] = *b"SYEV";
-/// The schema version this build writes.
-pub const SCHEMA_VERSION: u16 = 1;
+/// The schema version this build writes. Version 2 added `RequestReceived::overrides`.
+pub const SCHEMA_VERSION: u16 = 2;
 /// Oldest version this build can read.
 pub const MIN_SCHEMA_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 12;
@@ -103,11 +104,14 @@ pub fn decode_payload(version: u16, kind: u8, payload: &[u8]) -> Result<Event, D
         return Err(DecodeError::Unsupported(version));
     }
     let kind = EventKind::from_u8(kind).ok_or(DecodeError::UnknownKind(kind))?;
-    // Version 1 is the current layout. A future version 2 adds a `v1` module with the frozen
-    // version-1 structs and upcasts them here.
+    // Older versions decode through their frozen structs (module `v1`, ...) and are upcast;
+    // kinds whose layout never changed decode directly.
     Ok(match kind {
         EventKind::ConfigApplied => Event::ConfigApplied(from_payload(payload)?),
         EventKind::ProxyStarted => Event::ProxyStarted(from_payload(payload)?),
+        EventKind::RequestReceived if version == 1 => Event::RequestReceived(std::sync::Arc::new(
+            from_payload::<v1::RequestReceivedV1>(payload)?.into(),
+        )),
         EventKind::RequestReceived => Event::RequestReceived(from_payload(payload)?),
         EventKind::AttemptDecided => Event::AttemptDecided(Box::new(from_payload(payload)?)),
         EventKind::AttemptFinished => Event::AttemptFinished(Box::new(from_payload(payload)?)),

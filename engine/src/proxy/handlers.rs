@@ -251,6 +251,7 @@ async fn process(
         } else {
             None
         },
+        overrides: req.overrides.clone(),
     };
     let ((id, admitted_group), _) = app.hub.with(false, |c, now| {
         let ev = c.router.receive(now, input, None);

@@ -2,7 +2,7 @@
 //! stream, token estimate, tags, user). Every mistake becomes an OpenAI-style 400 naming the
 //! parameter.
 
-use crate::core::event::Endpoint;
+use crate::core::event::{Endpoint, RequestOverrides};
 use crate::core::outcome::RouteError;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -24,6 +24,9 @@ pub struct ClientRequest {
     pub prompt_sha: String,
     /// Client headers to pass on to the provider (`forward_client_headers_to_llm_api`).
     pub forwarded_headers: Vec<(String, String)>,
+    /// LiteLLM's request-level routing parameters (`fallbacks`, `num_retries`, `timeout`,
+    /// `mock_testing_fallbacks`).
+    pub overrides: RequestOverrides,
 }
 
 fn bad(param: &str, msg: impl Into<String>) -> RouteError {
@@ -187,6 +190,7 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<ClientRequest, RouteErr
     }
     let user = body.get("user").and_then(Value::as_str).map(str::to_string);
     let drop_params = body.get("drop_params").and_then(Value::as_bool);
+    let overrides = overrides(&body)?;
     let digest = Sha256::digest(serde_json::to_vec(hashed).unwrap_or_default());
     let prompt_sha = crate::config::load::hex(&digest[..16]);
     Ok(ClientRequest {
@@ -203,7 +207,108 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<ClientRequest, RouteErr
         n_messages,
         prompt_sha,
         forwarded_headers: Vec::new(),
+        overrides,
     })
+}
+
+/// The request-level routing parameters, checked. Unknown shapes are a 400 naming the parameter
+/// rather than silently ignored: a client that asks for a fallback must get one or hear why not.
+fn overrides(body: &Map<String, Value>) -> Result<RequestOverrides, RouteError> {
+    let mut o = RequestOverrides::default();
+    match body.get("fallbacks") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            let mut groups = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let model = match item {
+                    Value::String(m) if !m.is_empty() => m.clone(),
+                    Value::Object(obj) => {
+                        if let Some(k) = obj.keys().find(|k| k.as_str() != "model") {
+                            return Err(bad(
+                                "fallbacks",
+                                format!("fallbacks[{i}]: `{k}` is not supported in a fallback; give the model group only (`\"model-name\"` or `{{\"model\": \"model-name\"}}`)"),
+                            ));
+                        }
+                        match obj.get("model") {
+                            Some(Value::String(m)) if !m.is_empty() => m.clone(),
+                            _ => {
+                                return Err(bad(
+                                    "fallbacks",
+                                    format!("fallbacks[{i}].model must be a model group name"),
+                                ))
+                            }
+                        }
+                    }
+                    _ => {
+                        return Err(bad(
+                            "fallbacks",
+                            format!("fallbacks[{i}] must be a model group name"),
+                        ))
+                    }
+                };
+                groups.push(model);
+            }
+            o.fallbacks = Some(groups);
+        }
+        Some(_) => {
+            return Err(bad(
+                "fallbacks",
+                "`fallbacks` must be a list of model group names",
+            ))
+        }
+    }
+    match body.get("num_retries") {
+        None | Some(Value::Null) => {}
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= 100 => o.num_retries = Some(n as u32),
+            _ => {
+                return Err(bad(
+                    "num_retries",
+                    "`num_retries` must be an integer from 0 to 100",
+                ))
+            }
+        },
+    }
+    for key in ["timeout", "request_timeout"] {
+        match body.get(key) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let secs = v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()));
+                match secs {
+                    Some(s) if s > 0.0 && s <= 86_400.0 => {
+                        o.timeout_us = Some((s * 1e6).round() as u64);
+                        break;
+                    }
+                    _ => return Err(bad(
+                        key,
+                        format!(
+                            "`{key}` must be a number of seconds, greater than 0 and at most 86400"
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+    if body.get("mock_response").is_some_and(|v| !v.is_null()) {
+        // Stripping it would turn a client's mock into a real, paid call.
+        return Err(bad(
+            "mock_response",
+            "`mock_response` is not supported: Switchyard always calls a deployment. For tests without a provider, run the fake fleet (`sim mock`) as the deployment; to exercise fallbacks, use `mock_testing_fallbacks`",
+        ));
+    }
+    match body.get("mock_testing_fallbacks") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => o.mock_testing_fallbacks = *b,
+        Some(_) => {
+            return Err(bad(
+                "mock_testing_fallbacks",
+                "`mock_testing_fallbacks` must be a boolean",
+            ))
+        }
+    }
+    Ok(o)
 }
 
 fn content_bytes(c: Option<&Value>) -> u64 {
@@ -373,5 +478,69 @@ mod tests {
         assert_eq!(estimate_tokens(&r, None), 3 + 4 + 3);
         // Tight limit: exact tokenization ("hello world" and the message separator: three tokens).
         assert_eq!(estimate_tokens(&r, Some(5)), 3 + 7);
+        assert!(r.overrides.is_empty());
+    }
+
+    #[test]
+    fn request_level_routing_parameters() {
+        let chat = |extra: &str| {
+            parse(
+                Endpoint::Chat,
+                format!(
+                    r#"{{"model": "m", "messages": [{{"role": "user", "content": "x"}}]{extra}}}"#
+                )
+                .as_bytes(),
+            )
+        };
+        let r = chat(r#", "fallbacks": ["b", {"model": "c"}], "num_retries": 0, "timeout": 2.5, "mock_testing_fallbacks": true"#).unwrap();
+        assert_eq!(
+            r.overrides,
+            RequestOverrides {
+                fallbacks: Some(vec!["b".into(), "c".into()]),
+                num_retries: Some(0),
+                timeout_us: Some(2_500_000),
+                mock_testing_fallbacks: true,
+            }
+        );
+        assert_eq!(
+            chat(r#", "request_timeout": "30""#)
+                .unwrap()
+                .overrides
+                .timeout_us,
+            Some(30_000_000)
+        );
+        assert_eq!(
+            chat(r#", "fallbacks": []"#).unwrap().overrides.fallbacks,
+            Some(vec![])
+        );
+        for (extra, param) in [
+            (r#", "fallbacks": "b""#, "fallbacks"),
+            (r#", "fallbacks": [3]"#, "fallbacks"),
+            (
+                r#", "fallbacks": [{"model": "b", "messages": []}]"#,
+                "fallbacks",
+            ),
+            (r#", "fallbacks": [{"messages": []}]"#, "fallbacks"),
+            (r#", "num_retries": -1"#, "num_retries"),
+            (r#", "num_retries": 1000"#, "num_retries"),
+            (r#", "timeout": 0"#, "timeout"),
+            (r#", "timeout": "soon""#, "timeout"),
+            (r#", "request_timeout": -5"#, "request_timeout"),
+            (
+                r#", "mock_testing_fallbacks": "yes""#,
+                "mock_testing_fallbacks",
+            ),
+            (r#", "mock_response": "hi""#, "mock_response"),
+        ] {
+            let e = chat(extra)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {extra}"));
+            assert_eq!(
+                (e.status, e.param.as_deref()),
+                (400, Some(param)),
+                "{extra}: {}",
+                e.message
+            );
+        }
     }
 }

@@ -11,7 +11,7 @@ use super::{Arrival, Item, ItemResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use switchyard_engine::core::event::Endpoint;
+use switchyard_engine::core::event::{Endpoint, RequestOverrides};
 use switchyard_engine::core::router::RequestInput;
 use switchyard_engine::core::units::InstantUs;
 
@@ -34,11 +34,34 @@ pub struct ArrivalLine {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// LiteLLM's request-level routing parameters, as a client would send them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallbacks: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_retries: Option<u32>,
+    /// Per-attempt timeout, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mock_testing_fallbacks: bool,
 }
 
 impl ArrivalLine {
+    fn overrides(&self) -> RequestOverrides {
+        RequestOverrides {
+            fallbacks: self.fallbacks.clone(),
+            num_retries: self.num_retries,
+            timeout_us: self
+                .timeout_s
+                .filter(|s| *s > 0.0)
+                .map(|s| (s * 1e6).round() as u64),
+            mock_testing_fallbacks: self.mock_testing_fallbacks,
+        }
+    }
+
     /// Moves the line into an arrival (no copies of its strings).
     pub fn into_arrival(self) -> Arrival {
+        let overrides = self.overrides();
         Arrival {
             at: InstantUs(self.at_us),
             input: RequestInput {
@@ -57,6 +80,7 @@ impl ArrivalLine {
                 user: self.user,
                 prompt_sha: String::new(),
                 prompt: None,
+                overrides,
             },
             tokens_out: self.tokens_out,
             key: self.key,
@@ -83,6 +107,7 @@ impl ArrivalLine {
                 user: self.user.clone(),
                 prompt_sha: String::new(),
                 prompt: None,
+                overrides: self.overrides(),
             },
             tokens_out: self.tokens_out,
             key: self.key.clone(),

@@ -48,6 +48,7 @@ impl<I: Iterator<Item = Result<(u64, Event), String>>> Iterator for TraceWorkloa
                         user: r.user.clone(),
                         prompt_sha: r.prompt_sha.clone(),
                         prompt: None,
+                        overrides: r.overrides.clone(),
                     };
                     Item::Request(Box::new(Arrival {
                         at: r.at,
