@@ -57,6 +57,17 @@ check(r.choices[0].message.content is not None and r.usage.prompt_tokens > 0, "A
 s = list(client.chat.completions.create(model="claude", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}))
 check(s[-1].usage is not None and len({c.id for c in s}) == 1, "Anthropic stream: one id, usage at the end")
 
+# LiteLLM's client-side fallbacks through extra_body: the requested group fails on purpose.
+raw = client.chat.completions.with_raw_response.create(
+    model="production-llm",
+    messages=[{"role": "user", "content": "hi"}],
+    extra_body={"fallbacks": ["claude"], "mock_testing_fallbacks": True},
+)
+check(
+    raw.headers.get("x-litellm-model-group") == "claude" and raw.headers.get("x-litellm-attempted-fallbacks") == "1",
+    "extra_body fallbacks with mock_testing_fallbacks answer from the fallback group",
+)
+
 c = client.completions.create(model="production-llm", prompt="Once upon a time", max_tokens=5)
 check(c.usage is not None, "completions")
 e = client.embeddings.create(model="embedder", input=["a", "b"])

@@ -281,12 +281,12 @@ fn overrides(body: &Map<String, Value>) -> Result<RequestOverrides, RouteError> 
                         o.timeout_us = Some((s * 1e6).round() as u64);
                         break;
                     }
-                    _ => return Err(bad(
-                        key,
-                        format!(
+                    _ => {
+                        let msg = format!(
                             "`{key}` must be a number of seconds, greater than 0 and at most 86400"
-                        ),
-                    )),
+                        );
+                        return Err(bad(key, msg));
+                    }
                 }
             }
         }
