@@ -8,6 +8,7 @@ use super::*;
 use std::collections::BTreeMap;
 use switchyard_engine::core::event::{AttemptFinished, Event};
 use switchyard_engine::core::outcome::OutcomeClass;
+use switchyard_engine::core::rng::IdMap;
 
 /// Quantiles kept in fitted tables (the tail is what matters).
 pub const QUANTILES: [f64; 12] = [
@@ -92,6 +93,9 @@ impl std::fmt::Display for FitNote {
 #[derive(Default)]
 pub struct Fitter {
     obs: BTreeMap<String, Obs>,
+    /// Requests in flight whose client set its own timeout: their timeouts say the provider was
+    /// slower than that client allowed, not that it hung, so they are left out of the fit.
+    client_timeout: IdMap<()>,
 }
 
 fn table(values: &mut [f64]) -> Dist {
@@ -194,7 +198,23 @@ impl Fitter {
                     }
                 }
             }
-            Event::AttemptFinished(a) => self.attempt(a),
+            Event::RequestReceived(r) if r.overrides.timeout_us.is_some() => {
+                self.client_timeout.insert(r.id, ());
+            }
+            Event::RequestFinished(f) => {
+                self.client_timeout.remove(&f.id);
+            }
+            Event::AttemptFinished(a) => {
+                if a.class == OutcomeClass::Timeout && self.client_timeout.contains_key(&a.id) {
+                    // Censored: the attempt counts, but as neither an error nor a latency.
+                    self.obs
+                        .entry(a.deployment.to_string())
+                        .or_default()
+                        .attempts += 1;
+                } else {
+                    self.attempt(a)
+                }
+            }
             _ => {}
         }
     }

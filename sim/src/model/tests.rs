@@ -322,3 +322,97 @@ fn fit_round_trip() {
     let med = fitted.output_tokens.quantile(0.5).unwrap();
     assert!((med / 150.0 - 1.0).abs() < 0.1, "{med}");
 }
+
+/// A timeout the client asked for is censored: it is not a hang of the provider.
+#[test]
+fn fit_leaves_out_timeouts_the_client_imposed() {
+    use switchyard_engine::core::event::{
+        Admission, Endpoint, Reason, RequestFinished, RequestOverrides, RequestReceived,
+        RequestResult,
+    };
+    let fit = |client_timeout: bool| {
+        let mut fitter = Fitter::new();
+        for i in 0..200u64 {
+            let at = InstantUs(i * 1_000_000);
+            let timed_out = i % 4 == 0;
+            fitter.observe(&Event::RequestReceived(std::sync::Arc::new(
+                RequestReceived {
+                    at,
+                    id: i,
+                    seed: i,
+                    key_id: None,
+                    model: "m".into(),
+                    endpoint: Endpoint::Chat,
+                    tokens_in: 100,
+                    max_tokens: None,
+                    stream: false,
+                    tags: vec![],
+                    headers: vec![],
+                    user: None,
+                    prompt_sha: String::new(),
+                    prompt: None,
+                    admission: Admission::Admitted {
+                        group: Name::from("m"),
+                        pinned: None,
+                        reason: Reason::Primary,
+                        reserved: PicoUsd::ZERO,
+                    },
+                    overrides: RequestOverrides {
+                        timeout_us: (client_timeout && timed_out).then_some(50_000),
+                        ..Default::default()
+                    },
+                },
+            )));
+            let (class, status, dur) = if timed_out {
+                (OutcomeClass::Timeout, 0, 50_000)
+            } else {
+                (OutcomeClass::Success, 200, 400_000)
+            };
+            fitter.observe(&Event::AttemptFinished(Box::new(AttemptFinished {
+                at: InstantUs(at.0 + dur),
+                id: i,
+                attempt: 0,
+                deployment: Name::from("vllm"),
+                class,
+                status,
+                stream: false,
+                ttft_us: None,
+                duration_us: dur,
+                tokens_in: 100,
+                tokens_cache_read: 0,
+                tokens_cache_creation: 0,
+                tokens_out: 20,
+                cost: PicoUsd::ZERO,
+                retry_after_ms: None,
+                rate_limit: RateLimitInfo::default(),
+                committed: false,
+                message: None,
+            })));
+            fitter.observe(&Event::RequestFinished(Box::new(RequestFinished {
+                at: InstantUs(at.0 + dur),
+                id: i,
+                result: RequestResult::Ok,
+                latency_us: dur,
+                ttft_us: None,
+                cost: PicoUsd::ZERO,
+                n_attempts: 1,
+                n_fallbacks: 0,
+                deployment: Some(Name::from("vllm")),
+                tokens_in: 100,
+                tokens_out: 20,
+            })));
+        }
+        let (set, notes) = fitter.finish();
+        (set.models[0].errors.clone(), notes[0].attempts)
+    };
+    let (errors, attempts) = fit(true);
+    assert_eq!(attempts, 200);
+    assert_eq!(
+        (errors.good_rate, errors.bad_rate, errors.timeout_share),
+        (0.0, 0.0, 0.0),
+        "{errors:?}"
+    );
+    // The same timeouts under the configured timeout are the provider's.
+    let (errors, _) = fit(false);
+    assert!(errors.timeout_share > 0.9, "{errors:?}");
+}
