@@ -874,6 +874,56 @@ async fn every_request_leaves_its_events_and_sync_mode_is_durable_on_return() {
     }
 }
 
+/// `--log-overflow drop`: with the log's writer behind (here: a queue of capacity 0, always
+/// "behind"), requests are served at once and left out of the log whole; every drop is counted.
+#[tokio::test]
+async fn log_overflow_drop_serves_requests_and_counts_what_it_left_out() {
+    let up = Fake::start(fake::ok()).await;
+    let fb = Fake::start(fake::ok()).await;
+    let cfg = two_groups(&up.base(), &fb.base(), "");
+    let opts = Opts {
+        queue_capacity: Some(0),
+        overflow: switchyard_engine::proxy::hub::Overflow::Drop,
+        ..Opts::default()
+    };
+    let p = Proxy::start(&cfg, opts).await;
+    for _ in 0..5 {
+        let r = post_json(&p.url("/v1/chat/completions"), &[], &chat("production-llm")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let m = get(&p.url("/metrics"), &[]).await.text();
+    assert!(
+        m.contains("switchyard_event_log_dropped_requests_total 5"),
+        "{m}"
+    );
+    assert!(
+        m.contains("switchyard_event_log_dropped_events_total 20"),
+        "{m}"
+    );
+    let h = get(&p.url("/health"), &[]).await.json();
+    assert_eq!(h["event_log"]["dropped_requests"], json!(5), "{h}");
+    assert_eq!(h["event_log"]["overflow"], json!("drop"));
+    let dir = p.stop().await;
+    // Only the start events are in the log: no request is half there.
+    let kinds: Vec<&str> = events(&dir).iter().map(|e| e.kind().name()).collect();
+    assert_eq!(kinds, ["proxy_started", "config_applied"]);
+    // The default policy on the same log: requests are logged again, whole.
+    let p = Proxy::start_in(dir, &cfg, Opts::default()).await;
+    let r = post_json(&p.url("/v1/chat/completions"), &[], &chat("production-llm")).await;
+    assert_eq!(r.status, 200);
+    let dir = p.stop().await;
+    let kinds: Vec<&str> = events(&dir).iter().map(|e| e.kind().name()).collect();
+    assert_eq!(
+        &kinds[kinds.len() - 4..],
+        [
+            "request_received",
+            "attempt_decided",
+            "attempt_finished",
+            "request_finished"
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_proxy_can_be_tailed_and_exported() {
     let up = Fake::start(fake::ok()).await;

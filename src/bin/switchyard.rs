@@ -13,6 +13,7 @@ use switchyard_engine::core::units::{InstantUs, PicoUsd};
 use switchyard_engine::cost::PriceTable;
 use switchyard_engine::events::human::{describe, parse_time};
 use switchyard_engine::events::trace::{TraceFormat, TraceReader, TraceWriter};
+use switchyard_engine::proxy::hub::Overflow;
 use switchyard_engine::proxy::{self, App, ProxyOptions};
 use switchyard_engine::store::{Durability, Store, StoreOptions};
 
@@ -70,6 +71,11 @@ struct ServeArgs {
     durability: String,
     #[arg(long, default_value_t = 100)]
     flush_ms: u64,
+    /// When the event log's writer falls behind: `wait` (new requests wait for it, up to 30 s,
+    /// then 503; nothing is lost) or `drop` (requests go ahead and are left out of the log, whole;
+    /// counted in /metrics and /health and reported in the proxy's log).
+    #[arg(long, default_value = "wait")]
+    log_overflow: String,
     /// Price table (LiteLLM's model_prices_and_context_window.json) added to the built-in one.
     #[arg(long)]
     prices: Option<PathBuf>,
@@ -196,6 +202,13 @@ fn serve(a: ServeArgs) -> Result<i32> {
     };
     let mut opts = ProxyOptions::new(config.clone(), a.data.clone());
     opts.durability = durability(&a.durability, a.flush_ms)?;
+    opts.overflow = match Overflow::parse(&a.log_overflow) {
+        Some(o) => o,
+        None => bail!(
+            "--log-overflow must be `wait` or `drop`, not `{}`",
+            a.log_overflow
+        ),
+    };
     opts.prices = load_prices(a.prices.as_deref())?;
     opts.strict = a.strict;
     opts.seed = a.seed;

@@ -21,6 +21,8 @@ pub struct Opts {
     pub durability: Durability,
     pub env: Vec<(String, String)>,
     pub seed: u64,
+    pub queue_capacity: Option<usize>,
+    pub overflow: switchyard_engine::proxy::hub::Overflow,
 }
 
 impl Default for Opts {
@@ -31,6 +33,8 @@ impl Default for Opts {
             },
             env: vec![],
             seed: 1,
+            queue_capacity: None,
+            overflow: Default::default(),
         }
     }
 }
@@ -52,6 +56,10 @@ impl Proxy {
         let mut po = ProxyOptions::new(config_path.clone(), dir.path().join("data"));
         po.durability = opts.durability;
         po.seed = Some(opts.seed);
+        if let Some(c) = opts.queue_capacity {
+            po.queue_capacity = c;
+        }
+        po.overflow = opts.overflow;
         let env = opts.env.clone();
         po.env = Arc::new(move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()));
         let (app, _report) = App::start(po).unwrap_or_else(|e| panic!("proxy did not start: {e}"));

@@ -147,14 +147,16 @@ async fn llm(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body: Body) 
             })
             .collect();
     }
-    // Backpressure: while the log writer is behind, new requests wait (never dropped).
+    // Backpressure: while the log writer is behind, new requests wait (never dropped), unless
+    // the operator chose `--log-overflow drop` (the hub then leaves them out of the log).
     let mut waited = 0;
-    while app.hub.store.over_capacity() && waited < 3000 {
+    let wait = app.hub.overflow == super::hub::Overflow::Wait;
+    while wait && app.hub.store.over_capacity() && waited < 3000 {
         let notified = app.capacity.notified();
         let _ = tokio::time::timeout(Duration::from_millis(10), notified).await;
         waited += 1;
     }
-    if app.hub.store.over_capacity() {
+    if wait && app.hub.store.over_capacity() {
         return err(
             503,
             "api_error",
@@ -846,6 +848,13 @@ pub async fn health(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         "unhealthy_endpoints": unhealthy,
         "healthy_count": healthy.len(),
         "unhealthy_count": unhealthy.len(),
+        "event_log": {
+            "queued": app.hub.store.queued(),
+            "failed": app.hub.store.failed(),
+            "overflow": if app.hub.overflow == super::hub::Overflow::Drop { "drop" } else { "wait" },
+            "dropped_requests": core.dropped.requests,
+            "dropped_events": core.dropped.events,
+        },
     }))
     .into_response()
 }
@@ -857,6 +866,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         written_seq: app.hub.store.written_seq(),
         flushed_seq: app.hub.store.flushed_seq(),
         failed: app.hub.store.failed(),
+        dropped: app.hub.dropped(),
     };
     let core = app.hub.lock();
     let text = core.metrics.render(&core.router, now, &log);

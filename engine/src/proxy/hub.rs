@@ -5,6 +5,7 @@
 use super::metrics::Metrics;
 use crate::config::Config;
 use crate::core::event::Event;
+use crate::core::rng::IdMap;
 use crate::core::router::Router;
 use crate::core::state::STATE_VERSION;
 use crate::core::units::InstantUs;
@@ -60,6 +61,39 @@ pub struct Core {
     pub metrics: Metrics,
     events_since_snapshot: u64,
     last_snapshot: Instant,
+    /// Requests whose events are not being logged (`Overflow::Drop`, admitted while the log was
+    /// over capacity); removed when they finish.
+    unlogged: IdMap<()>,
+    pub dropped: Dropped,
+    last_drop_warning: Option<Instant>,
+}
+
+/// What the event log does when its writer falls behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// New requests wait for the writer (up to 30 s, then 503); nothing is dropped.
+    #[default]
+    Wait,
+    /// New requests go ahead at once and none of their events are logged: whole requests are
+    /// dropped from the log, never parts of one, and every drop is counted and reported.
+    Drop,
+}
+
+impl Overflow {
+    pub fn parse(s: &str) -> Option<Overflow> {
+        match s {
+            "wait" => Some(Overflow::Wait),
+            "drop" => Some(Overflow::Drop),
+            _ => None,
+        }
+    }
+}
+
+/// Counts of what `Overflow::Drop` left out of the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub requests: u64,
+    pub events: u64,
 }
 
 /// Snapshot cadence: whichever comes first.
@@ -70,6 +104,7 @@ pub struct Hub {
     core: Mutex<Core>,
     pub store: Arc<Store>,
     pub clock: Clock,
+    pub overflow: Overflow,
 }
 
 /// Resolves when the events handed over with it are acknowledged by the log (durable in `sync`
@@ -77,7 +112,13 @@ pub struct Hub {
 pub type AckRx = oneshot::Receiver<Result<u64, String>>;
 
 impl Hub {
-    pub fn new(router: Router, config: Arc<Config>, store: Arc<Store>, clock: Clock) -> Hub {
+    pub fn new(
+        router: Router,
+        config: Arc<Config>,
+        store: Arc<Store>,
+        clock: Clock,
+        overflow: Overflow,
+    ) -> Hub {
         Hub {
             clock,
             core: Mutex::new(Core {
@@ -86,8 +127,12 @@ impl Hub {
                 metrics: Metrics::default(),
                 events_since_snapshot: 0,
                 last_snapshot: Instant::now(),
+                unlogged: IdMap::default(),
+                dropped: Dropped::default(),
+                last_drop_warning: None,
             }),
             store,
+            overflow,
         }
     }
 
@@ -117,6 +162,13 @@ impl Hub {
     }
 
     fn log(&self, core: &mut Core, events: &[Event], want_ack: bool) -> Option<AckRx> {
+        let kept;
+        let events = if self.overflow == Overflow::Drop {
+            kept = self.drop_overflow(core, events);
+            &kept[..]
+        } else {
+            events
+        };
         if events.is_empty() {
             return None;
         }
@@ -149,6 +201,50 @@ impl Hub {
                 None
             }
         }
+    }
+}
+
+impl Hub {
+    /// `Overflow::Drop`: a request received while the log is over capacity is left out of the
+    /// log entirely, with all its later events. Events of no request are always kept.
+    fn drop_overflow(&self, core: &mut Core, events: &[Event]) -> Vec<Event> {
+        let mut kept = Vec::with_capacity(events.len());
+        for ev in events {
+            let Some(id) = ev.request_id() else {
+                kept.push(ev.clone());
+                continue;
+            };
+            let mut skip = core.unlogged.contains_key(&id);
+            if !skip && matches!(ev, Event::RequestReceived(_)) && self.store.over_capacity() {
+                core.unlogged.insert(id, ());
+                core.dropped.requests += 1;
+                skip = true;
+                let warn = core
+                    .last_drop_warning
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+                if warn {
+                    core.last_drop_warning = Some(Instant::now());
+                    tracing::warn!(
+                        dropped_requests = core.dropped.requests,
+                        dropped_events = core.dropped.events,
+                        "the event log is behind: requests are served but left out of the log (--log-overflow drop)"
+                    );
+                }
+            }
+            if skip {
+                core.dropped.events += 1;
+                if matches!(ev, Event::RequestFinished(_)) {
+                    core.unlogged.remove(&id);
+                }
+            } else {
+                kept.push(ev.clone());
+            }
+        }
+        kept
+    }
+
+    pub fn dropped(&self) -> Dropped {
+        self.lock().dropped
     }
 }
 

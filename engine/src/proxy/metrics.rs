@@ -279,6 +279,8 @@ impl Metrics {
         let _ = writeln!(out, "# HELP switchyard_event_log_last_seq Last sequence number written to the log.\n# TYPE switchyard_event_log_last_seq gauge\nswitchyard_event_log_last_seq {}", log.written_seq);
         let _ = writeln!(out, "# HELP switchyard_event_log_flushed_seq Last sequence number flushed to disk.\n# TYPE switchyard_event_log_flushed_seq gauge\nswitchyard_event_log_flushed_seq {}", log.flushed_seq);
         let _ = writeln!(out, "# HELP switchyard_event_log_failed 1 if a write to the event log failed.\n# TYPE switchyard_event_log_failed gauge\nswitchyard_event_log_failed {}", u8::from(log.failed));
+        let _ = writeln!(out, "# HELP switchyard_event_log_dropped_requests_total Requests served but left out of the log (--log-overflow drop).\n# TYPE switchyard_event_log_dropped_requests_total counter\nswitchyard_event_log_dropped_requests_total {}", log.dropped.requests);
+        let _ = writeln!(out, "# HELP switchyard_event_log_dropped_events_total Events left out of the log (--log-overflow drop).\n# TYPE switchyard_event_log_dropped_events_total counter\nswitchyard_event_log_dropped_events_total {}", log.dropped.events);
         out
     }
 }
@@ -289,4 +291,5 @@ pub struct LogGauges {
     pub written_seq: u64,
     pub flushed_seq: u64,
     pub failed: bool,
+    pub dropped: super::hub::Dropped,
 }

@@ -38,6 +38,8 @@ pub struct ProxyOptions {
     /// Seed of the request seeds (random when `None`; recorded in the log either way).
     pub seed: Option<u64>,
     pub queue_capacity: usize,
+    /// What to do when the event log's writer falls behind.
+    pub overflow: hub::Overflow,
     pub env: EnvLookup,
 }
 
@@ -53,6 +55,7 @@ impl ProxyOptions {
             strict: false,
             seed: None,
             queue_capacity: 65_536,
+            overflow: hub::Overflow::Wait,
             env: Arc::new(|k| std::env::var(k).ok()),
         }
     }
@@ -187,7 +190,7 @@ impl App {
         store.set_drained_hook(Arc::new(move || notify.notify_waiters()));
         let master = master_key(&config, &opts);
         let app = App {
-            hub: Hub::new(router, config, store, clock),
+            hub: Hub::new(router, config, store, clock, opts.overflow),
             clock,
             client: upstream::client(),
             master: RwLock::new(master),
@@ -309,6 +312,14 @@ pub async fn serve(
         }
     }
     watcher.abort();
+    let dropped = app.hub.dropped();
+    if dropped.requests > 0 {
+        tracing::warn!(
+            requests = dropped.requests,
+            events = dropped.events,
+            "requests served but left out of the event log while it was behind (--log-overflow drop)"
+        );
+    }
     app.hub
         .store
         .close()
