@@ -64,6 +64,37 @@ fn check_config_accepts_the_seed_config() {
 }
 
 #[test]
+fn bad_serve_flags_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (flag, value, want) in [
+        (
+            "--log-overflow",
+            "sometimes",
+            "--log-overflow must be `wait` or `drop`",
+        ),
+        (
+            "--durability",
+            "maybe",
+            "--durability must be `sync` or `batched`",
+        ),
+    ] {
+        let o = sy(&[
+            "--config",
+            "traces/current.yaml",
+            "--data",
+            data.to_str().unwrap(),
+            "--port",
+            "0",
+            flag,
+            value,
+        ]);
+        assert_ne!(o.status.code(), Some(0));
+        assert!(text(&o).contains(want), "{}", text(&o));
+    }
+}
+
+#[test]
 fn check_config_reports_mistakes_with_positions() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.yaml");
