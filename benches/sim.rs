@@ -119,6 +119,10 @@ fn main() {
         rss_mib(),
         base_rss
     );
+    if std::env::var_os("SIM_BENCH_SYNTHETIC_ONLY").is_some() {
+        // For profiling the simulator core alone (`perf record`).
+        return;
+    }
     // Write simulated traces of two lengths, then replay them from disk.
     let dir = tempfile::tempdir().unwrap();
     for (name, len) in [("100k", 100_000u64), ("1M", 1_000_000)] {

