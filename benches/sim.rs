@@ -99,7 +99,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n = 1_000_000u64;
+    let n: u64 = std::env::var("SIM_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let base_rss = rss_mib();
     let t = Instant::now();
     let out = Simulation::new(&setup())

@@ -11,7 +11,7 @@ use crate::config::{RoutingConfig, StickyBy};
 use crate::core::event::*;
 use crate::core::outcome::{OutcomeClass, RouteError};
 use crate::core::rng::{mix, stable_hash, Rng};
-use crate::core::select;
+use crate::core::select::{self, Small};
 use crate::core::state::{policy_class, KeyState, LastOutcome, RequestState, State};
 use crate::core::units::{DurationUs, InstantUs, PicoUsd, US_PER_MINUTE};
 use std::sync::Arc;
@@ -106,7 +106,7 @@ enum Step {
         group: Name,
         reason: Reason,
         pick: select::Pick,
-        eligible: Vec<usize>,
+        eligible: Small<usize>,
         waited_us: u64,
     },
     Wait(InstantUs),
@@ -135,7 +135,7 @@ enum FallbackKind {
 enum Availability {
     Picked {
         pick: select::Pick,
-        eligible: Vec<usize>,
+        eligible: Small<usize>,
     },
     Backoff(InstantUs),
     Unavailable {
@@ -645,6 +645,7 @@ impl Router {
                     "This is a mock exception for model={}, to trigger a fallback (mock_testing_fallbacks). Fallbacks={:?}",
                     cur.group,
                     self.fallback_list(FallbackKind::Generic, &cur.group, &r.received.model, r)
+                        .collect::<Vec<_>>()
                 ),
             )
             .with_code("500");
@@ -664,10 +665,12 @@ impl Router {
             let orig = r.original_group.as_deref().unwrap_or("");
             let has_cw = !self
                 .fallback_list(FallbackKind::ContextWindow, orig, &r.received.model, r)
-                .is_empty();
+                .next()
+                .is_none();
             let has_cp = !self
                 .fallback_list(FallbackKind::ContentPolicy, orig, &r.received.model, r)
-                .is_empty();
+                .next()
+                .is_none();
             let kind = match last.class {
                 OutcomeClass::ContextWindowExceeded if has_cw => Some(FallbackKind::ContextWindow),
                 OutcomeClass::ContentPolicy if has_cp => Some(FallbackKind::ContentPolicy),
@@ -831,33 +834,36 @@ impl Router {
         false
     }
 
+    /// The fallback groups to try, in order: the request's own list or the config's list for the
+    /// group (or the requested name), then — for generic fallbacks — `default_fallbacks`.
     fn fallback_list<'a>(
         &'a self,
         kind: FallbackKind,
         group: &str,
         requested: &str,
         r: &'a RequestState,
-    ) -> Vec<&'a str> {
+    ) -> impl Iterator<Item = &'a str> + Clone + 'a {
         let cfg = &self.st.cfg;
-        if kind == FallbackKind::Generic {
-            if let Some(list) = &r.received.overrides.fallbacks {
-                return list.iter().map(String::as_str).collect();
+        let (first, then): (&[String], &[String]) = match (kind, &r.received.overrides.fallbacks) {
+            (FallbackKind::Generic, Some(list)) => (list, &[]),
+            _ => {
+                let map = match kind {
+                    FallbackKind::Generic => &cfg.fallbacks,
+                    FallbackKind::ContextWindow => &cfg.context_window_fallbacks,
+                    FallbackKind::ContentPolicy => &cfg.content_policy_fallbacks,
+                };
+                let first = map
+                    .get(group)
+                    .or_else(|| map.get(requested))
+                    .map_or(&[][..], Vec::as_slice);
+                let then = match kind {
+                    FallbackKind::Generic => cfg.default_fallbacks.as_slice(),
+                    _ => &[],
+                };
+                (first, then)
             }
-        }
-        let map = match kind {
-            FallbackKind::Generic => &cfg.fallbacks,
-            FallbackKind::ContextWindow => &cfg.context_window_fallbacks,
-            FallbackKind::ContentPolicy => &cfg.content_policy_fallbacks,
         };
-        let mut out: Vec<&str> = map
-            .get(group)
-            .or_else(|| map.get(requested))
-            .map(|v| v.iter().map(String::as_str).collect())
-            .unwrap_or_default();
-        if kind == FallbackKind::Generic {
-            out.extend(cfg.default_fallbacks.iter().map(String::as_str));
-        }
-        out
+        first.iter().chain(then).map(String::as_str)
     }
 
     fn retries_for(
@@ -977,29 +983,38 @@ impl Router {
         };
         // Tag filtering (LiteLLM): deployments sharing a tag with the request; else those tagged
         // `default`; untagged requests go to `default` deployments when there are any.
-        let tagged: Vec<usize>;
+        let tagged: Small<usize>;
         let members: &[usize] = if cfg.enable_tag_filtering {
-            let tags = self.request_tags(r);
             let has = |i: usize, t: &str| cfg.deployments[i].tags.iter().any(|x| x == t);
-            let defaults: Vec<usize> = members_all
-                .iter()
-                .copied()
-                .filter(|&i| has(i, "default"))
-                .collect();
-            tagged = if tags.is_empty() {
-                if defaults.is_empty() {
-                    members_all.to_vec()
-                } else {
-                    defaults
-                }
-            } else {
-                let m: Vec<usize> = members_all
+            let key_tags: &[String] = r
+                .received
+                .key_id
+                .as_deref()
+                .and_then(|id| self.st.keys.get(id))
+                .map_or(&[], |k| k.def.tags.as_slice());
+            let tags = r.received.tags.iter().chain(key_tags);
+            let defaults = || -> Small<usize> {
+                members_all
                     .iter()
                     .copied()
-                    .filter(|&i| tags.iter().any(|t| has(i, t)))
+                    .filter(|&i| has(i, "default"))
+                    .collect()
+            };
+            tagged = if r.received.tags.is_empty() && key_tags.is_empty() {
+                let d = defaults();
+                if d.is_empty() {
+                    members_all.iter().copied().collect()
+                } else {
+                    d
+                }
+            } else {
+                let m: Small<usize> = members_all
+                    .iter()
+                    .copied()
+                    .filter(|&i| tags.clone().any(|t| has(i, t)))
                     .collect();
                 if m.is_empty() {
-                    defaults
+                    defaults()
                 } else {
                     m
                 }
@@ -1013,7 +1028,7 @@ impl Router {
         };
         let tokens_in = r.received.tokens_in;
         let next_minute = InstantUs((now.minute() + 1) * US_PER_MINUTE);
-        let mut eligible: Vec<usize> = Vec::with_capacity(members.len());
+        let mut eligible: Small<usize> = Small::new();
         let mut until: Option<InstantUs> = None;
         let mut too_long: Option<u64> = None;
         for &i in members {

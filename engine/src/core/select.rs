@@ -5,6 +5,11 @@ use crate::config::{RoutingConfig, Strategy};
 use crate::core::rng::Rng;
 use crate::core::state::State;
 use crate::core::units::InstantUs;
+use smallvec::{smallvec, SmallVec};
+
+/// Deployment indices (or per-deployment figures) of one decision: on the stack for groups of up
+/// to eight deployments.
+pub type Small<T> = SmallVec<[T; 8]>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pick {
@@ -22,7 +27,7 @@ fn policy_weights(
     now: InstantUs,
     tier: &[usize],
     stream: bool,
-) -> Vec<u64> {
+) -> Small<u64> {
     let deps = &cfg.deployments;
     match cfg.strategy {
         Strategy::SimpleShuffle => {
@@ -36,11 +41,11 @@ fn policy_weights(
                 } else if tier.iter().any(|&i| deps[i].tpm.is_some()) {
                     |d| d.tpm
                 } else {
-                    return vec![1; tier.len()];
+                    return smallvec![1; tier.len()];
                 };
-            let w: Vec<u64> = tier.iter().map(|&i| field(&deps[i]).unwrap_or(0)).collect();
+            let w: Small<u64> = tier.iter().map(|&i| field(&deps[i]).unwrap_or(0)).collect();
             if w.iter().all(|&x| x == 0) {
-                vec![1; tier.len()]
+                smallvec![1; tier.len()]
             } else {
                 w
             }
@@ -56,7 +61,7 @@ fn policy_weights(
         }),
         Strategy::LatencyBasedRouting => {
             let ttl = cfg.strategy_args.ttl;
-            let avgs: Vec<Option<u64>> = tier
+            let avgs: Small<Option<u64>> = tier
                 .iter()
                 .map(|&i| {
                     let ds = &st.deployments[i];
@@ -82,8 +87,8 @@ fn policy_weights(
     }
 }
 
-fn argmin(tier: &[usize], key: impl Fn(usize) -> u128) -> Vec<u64> {
-    let keys: Vec<u128> = tier.iter().map(|&i| key(i)).collect();
+fn argmin(tier: &[usize], key: impl Fn(usize) -> u128) -> Small<u64> {
+    let keys: Small<u128> = tier.iter().map(|&i| key(i)).collect();
     let best = keys.iter().copied().min().unwrap_or(0);
     keys.iter().map(|&k| u64::from(k == best)).collect()
 }
@@ -123,7 +128,7 @@ pub fn pick(
         .map(|&i| cfg.deployments[i].order.unwrap_or(u32::MAX))
         .min()
         .unwrap_or(u32::MAX);
-    let tier: Vec<usize> = eligible
+    let tier: Small<usize> = eligible
         .iter()
         .copied()
         .filter(|&i| cfg.deployments[i].order.unwrap_or(u32::MAX) == min_order)

@@ -8,6 +8,7 @@ pub mod render;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use switchyard_engine::core::event::{Admission, Event, Name, Reason, RequestResult};
 use switchyard_engine::core::rng::IdMap;
 
@@ -80,16 +81,99 @@ impl Default for DepScope {
     }
 }
 
+/// Entries by name, kept in first-seen order and iterated in name order. Lookups on the hot path
+/// compare pointers: the simulator's events share the router's `Arc`s for deployment and group
+/// names, so a short list of recently seen `Arc`s (held, so their addresses cannot be reused)
+/// finds most entries without comparing strings.
+#[derive(Clone, Debug)]
+pub struct Named<T> {
+    entries: Vec<(Name, T)>,
+    by_name: BTreeMap<Name, usize>,
+    recent: Vec<(Name, usize)>,
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Named {
+            entries: Vec::new(),
+            by_name: BTreeMap::new(),
+            recent: Vec::new(),
+        }
+    }
+}
+
+/// How many names a `Named` remembers by pointer.
+const RECENT_NAMES: usize = 16;
+
+impl<T: Default> Named<T> {
+    /// The index of `name`'s entry, created on first use.
+    fn index(&mut self, name: &Name) -> usize {
+        if let Some(&(_, i)) = self.recent.iter().find(|(n, _)| Arc::ptr_eq(n, name)) {
+            return i;
+        }
+        let i = self.index_str(name);
+        if self.recent.len() < RECENT_NAMES {
+            self.recent.push((name.clone(), i));
+        }
+        i
+    }
+
+    fn index_str(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.by_name.get(name) {
+            return i;
+        }
+        let i = self.entries.len();
+        let name = Name::from(name);
+        self.by_name.insert(name.clone(), i);
+        self.entries.push((name, T::default()));
+        i
+    }
+
+    fn get_mut(&mut self, name: &Name) -> &mut T {
+        let i = self.index(name);
+        &mut self.entries[i].1
+    }
+
+    fn get_mut_str(&mut self, name: &str) -> &mut T {
+        let i = self.index_str(name);
+        &mut self.entries[i].1
+    }
+}
+
+impl<T> Named<T> {
+    /// Entries in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, &T)> {
+        self.by_name.iter().map(|(n, &i)| (n, &self.entries[i].1))
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.by_name.get(name).map(|&i| &self.entries[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// Accumulates one run from its events.
 #[derive(Clone, Debug, Default)]
 pub struct RunBuilder {
     pub overall: Scope,
-    pub groups: BTreeMap<Name, Scope>,
-    pub deployments: BTreeMap<Name, DepScope>,
-    /// Series bucket -> deployment -> attempts.
-    pub series: BTreeMap<u64, BTreeMap<Name, u64>>,
-    /// Requests in flight: their group and whether they stream (TTFT counts for streams only).
-    in_flight: IdMap<(Name, bool)>,
+    pub groups: Named<Scope>,
+    pub deployments: Named<DepScope>,
+    /// Series bucket -> attempts per deployment (indexed like `deployments`' entries).
+    series: BTreeMap<u64, Vec<u64>>,
+    /// Requests in flight: their group's index in `groups` and whether they stream (TTFT counts
+    /// for streams only).
+    in_flight: IdMap<(u32, bool)>,
     pub first_us: Option<u64>,
     pub last_us: u64,
 }
@@ -106,16 +190,17 @@ impl RunBuilder {
         match ev {
             Event::RequestReceived(r) => {
                 let g = match &r.admission {
-                    Admission::Admitted { group, .. } => group.clone(),
-                    Admission::Rejected(_) => Name::from(REJECTED),
+                    Admission::Admitted { group, .. } => self.groups.index(group),
+                    Admission::Rejected(_) => self.groups.index_str(REJECTED),
                 };
-                self.in_flight.insert(r.id, (g, r.stream));
+                self.in_flight.insert(r.id, (g as u32, r.stream));
             }
             Event::AttemptDecided(d) => {
-                let s = match self.in_flight.get(&d.id) {
-                    Some((g, _)) => scope_mut(&mut self.groups, g),
-                    None => scope_mut(&mut self.groups, UNKNOWN),
+                let g = match self.in_flight.get(&d.id) {
+                    Some(&(g, _)) => g as usize,
+                    None => self.groups.index_str(UNKNOWN),
                 };
+                let s = &mut self.groups.entries[g].1;
                 for s in [&mut self.overall, s] {
                     s.attempts += 1;
                     match d.reason {
@@ -126,14 +211,16 @@ impl RunBuilder {
                         _ => {}
                     }
                 }
-                scope_mut(&mut self.deployments, &d.deployment).attempts += 1;
-                *scope_mut(
-                    self.series.entry(at / SERIES_BUCKET_US).or_default(),
-                    &d.deployment,
-                ) += 1;
+                let dep = self.deployments.index(&d.deployment);
+                self.deployments.entries[dep].1.attempts += 1;
+                let counts = self.series.entry(at / SERIES_BUCKET_US).or_default();
+                if counts.len() <= dep {
+                    counts.resize(dep + 1, 0);
+                }
+                counts[dep] += 1;
             }
             Event::AttemptFinished(a) => {
-                let dep = scope_mut(&mut self.deployments, &a.deployment);
+                let dep = self.deployments.get_mut(&a.deployment);
                 dep.cost = dep.cost.saturating_add(a.cost);
                 record(&mut dep.duration, a.duration_us);
                 if a.class.is_success() {
@@ -143,11 +230,12 @@ impl RunBuilder {
                 }
             }
             Event::RequestFinished(f) => {
-                let (g, stream) = self
-                    .in_flight
-                    .remove(&f.id)
-                    .unwrap_or_else(|| (Name::from(UNKNOWN), false));
-                for s in [&mut self.overall, scope_mut(&mut self.groups, &g)] {
+                let (g, stream) = match self.in_flight.remove(&f.id) {
+                    Some((g, stream)) => (g as usize, stream),
+                    None => (self.groups.index_str(UNKNOWN), false),
+                };
+                let s = &mut self.groups.entries[g].1;
+                for s in [&mut self.overall, s] {
                     s.requests += 1;
                     s.cost = s.cost.saturating_add(f.cost);
                     match &f.result {
@@ -169,14 +257,14 @@ impl RunBuilder {
     }
 
     pub fn on_cooldown(&mut self, deployment: &str, added_us: u64) {
-        scope_mut(&mut self.deployments, deployment).cooldown_us += added_us;
+        self.deployments.get_mut_str(deployment).cooldown_us += added_us;
     }
 
     /// The run's figures.
     pub fn figures(&self) -> RunFigures {
         let total_attempts: u64 = self.deployments.values().map(|d| d.attempts).sum();
         let mut deployments = BTreeMap::new();
-        for (id, d) in &self.deployments {
+        for (id, d) in self.deployments.iter() {
             let mut f = BTreeMap::new();
             f.insert("attempts".into(), d.attempts as f64);
             f.insert("successes".into(), d.successes as f64);
@@ -220,15 +308,6 @@ impl RunBuilder {
             span_s: (self.last_us - self.first_us.unwrap_or(self.last_us)) as f64 / 1e6,
         }
     }
-}
-
-/// The entry for `name`, created on first use (a lookup by `&str` first: no reference counting
-/// on the hot path).
-fn scope_mut<'a, T: Default>(m: &'a mut BTreeMap<Name, T>, name: &str) -> &'a mut T {
-    if !m.contains_key(name) {
-        m.insert(Name::from(name), T::default());
-    }
-    m.get_mut(name).expect("inserted above")
 }
 
 fn scope_figures(s: &Scope) -> BTreeMap<String, f64> {
@@ -436,7 +515,11 @@ impl RunBuilder {
                 .map(|(b, m)| {
                     (
                         ((b - first) * SERIES_BUCKET_US) as f64 / 1e6,
-                        m.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                        m.iter()
+                            .enumerate()
+                            .filter(|(_, n)| **n > 0)
+                            .map(|(i, n)| (self.deployments.entries[i].0.to_string(), *n))
+                            .collect(),
                     )
                 })
                 .collect(),
