@@ -663,14 +663,14 @@ impl Router {
                 return Step::Finish(RequestResult::Err(err));
             }
             let orig = r.original_group.as_deref().unwrap_or("");
-            let has_cw = !self
+            let has_cw = self
                 .fallback_list(FallbackKind::ContextWindow, orig, &r.received.model, r)
                 .next()
-                .is_none();
-            let has_cp = !self
+                .is_some();
+            let has_cp = self
                 .fallback_list(FallbackKind::ContentPolicy, orig, &r.received.model, r)
                 .next()
-                .is_none();
+                .is_some();
             let kind = match last.class {
                 OutcomeClass::ContextWindowExceeded if has_cw => Some(FallbackKind::ContextWindow),
                 OutcomeClass::ContentPolicy if has_cp => Some(FallbackKind::ContentPolicy),
