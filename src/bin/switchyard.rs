@@ -722,10 +722,10 @@ fn stress(data: &Path, durability: Durability, count: u64, writers: u64) -> Resu
             let out = out.clone();
             std::thread::spawn(move || {
                 for i in 0..per {
-                    let ev = Event::KeyDeleted(KeyDeleted {
+                    let ev = Event::KeyDeleted(Box::new(KeyDeleted {
                         at: InstantUs(w * 1_000_000_000 + i),
                         key_id: format!("w{w}-{i}"),
-                    });
+                    }));
                     match store.append_wait(&[ev]) {
                         Ok(seq) => {
                             let now = std::time::SystemTime::now()

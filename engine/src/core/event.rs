@@ -16,15 +16,16 @@ pub type RequestId = u64;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {
-    ConfigApplied(ConfigApplied),
-    ProxyStarted(ProxyStarted),
+    // Every payload is behind a pointer, so an `Event` is two words and moves cheaply.
+    ConfigApplied(Box<ConfigApplied>),
+    ProxyStarted(Box<ProxyStarted>),
     /// Shared: the router keeps it for the request's lifetime without copying.
     RequestReceived(Arc<RequestReceived>),
     AttemptDecided(Box<AttemptDecided>),
     AttemptFinished(Box<AttemptFinished>),
     RequestFinished(Box<RequestFinished>),
-    KeyCreated(KeyCreated),
-    KeyDeleted(KeyDeleted),
+    KeyCreated(Box<KeyCreated>),
+    KeyDeleted(Box<KeyDeleted>),
 }
 
 /// Event kinds as stored in the envelope. Never renumber.
@@ -172,7 +173,8 @@ pub enum Admission {
         /// Cost reserved against the key's budget until the request finishes.
         reserved: PicoUsd,
     },
-    Rejected(RouteError),
+    /// Boxed: rejections are rare and the error is large.
+    Rejected(Box<RouteError>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

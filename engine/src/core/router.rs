@@ -297,14 +297,14 @@ impl Router {
             Some(id) => match self.st.keys.get(&**id) {
                 Some(k) if !k.deleted => Some(k),
                 _ => {
-                    return Admission::Rejected(
+                    return Admission::Rejected(Box::new(
                         RouteError::new(
                             401,
                             "authentication_error",
                             "Authentication Error, invalid or deleted key",
                         )
                         .with_code("401"),
-                    )
+                    ))
                 }
             },
             None => None,
@@ -340,7 +340,7 @@ impl Router {
         }
         let Some((group, pinned)) = resolved else {
             let available = self.models_for(input.key_id.as_deref());
-            return Admission::Rejected(
+            return Admission::Rejected(Box::new(
                 RouteError::new(
                     400,
                     "invalid_request_error",
@@ -352,7 +352,7 @@ impl Router {
                 )
                 .with_code("model_not_found")
                 .with_param("model"),
-            );
+            ));
         };
         let allowed = |asked: &str, resolved: &str, group: &str| {
             key.is_none_or(|k| {
@@ -365,7 +365,7 @@ impl Router {
         };
         let denied = |asked: &str, param: &str| {
             let models = key.map(|k| k.def.models.clone()).unwrap_or_default();
-            Admission::Rejected(
+            Admission::Rejected(Box::new(
                 RouteError::new(
                     401,
                     "key_model_access_denied",
@@ -373,7 +373,7 @@ impl Router {
                 )
                 .with_code("401")
                 .with_param(param),
-            )
+            ))
         };
         if !allowed(&input.model, name, &group) {
             return denied(&input.model, "model");
@@ -389,7 +389,7 @@ impl Router {
                 .filter(|(_, pinned)| pinned.is_none())
                 .map(|(g, _)| g)
             else {
-                return Admission::Rejected(
+                return Admission::Rejected(Box::new(
                     RouteError::new(
                         400,
                         "invalid_request_error",
@@ -400,7 +400,7 @@ impl Router {
                     )
                     .with_code("model_not_found")
                     .with_param("fallbacks"),
-                );
+                ));
             };
             if !allowed(f, target, &fg) {
                 return denied(f, "fallbacks");
@@ -433,19 +433,19 @@ impl Router {
                 e.message = format!(
                     "Max parallel request limit reached for key: {lim} requests in flight."
                 );
-                return Admission::Rejected(e);
+                return Admission::Rejected(Box::new(e));
             }
         }
         if let Some(lim) = d.rpm_limit {
             let cur = k.window.requests_at(now);
             if cur >= lim {
-                return Admission::Rejected(limited("rpm", cur, lim));
+                return Admission::Rejected(Box::new(limited("rpm", cur, lim)));
             }
         }
         if let Some(lim) = d.tpm_limit {
             let cur = k.window.tokens_at(now);
             if cur >= lim {
-                return Admission::Rejected(limited("tpm", cur, lim));
+                return Admission::Rejected(Box::new(limited("tpm", cur, lim)));
             }
         }
         let mut reserved = PicoUsd::ZERO;
@@ -453,7 +453,7 @@ impl Router {
             let estimate = self.cost_estimate(&group, input);
             let committed = k.spend.saturating_add(k.reserved);
             if committed.saturating_add(estimate) > budget || k.spend >= budget {
-                return Admission::Rejected(
+                return Admission::Rejected(Box::new(
                     RouteError::new(
                         400,
                         "budget_exceeded",
@@ -466,7 +466,7 @@ impl Router {
                         ),
                     )
                     .with_code("400"),
-                );
+                ));
             }
             reserved = estimate;
         }
@@ -613,7 +613,7 @@ impl Router {
     fn next_step(&self, now: InstantUs, r: &RequestState) -> Step {
         let cfg = &self.st.cfg;
         if let Admission::Rejected(e) = &r.received.admission {
-            return Step::Finish(RequestResult::Err(e.clone()));
+            return Step::Finish(RequestResult::Err((**e).clone()));
         }
         if r.succeeded {
             return Step::Finish(RequestResult::Ok);

@@ -9,17 +9,17 @@ use std::path::PathBuf;
 pub(crate) fn samples() -> Vec<Event> {
     let n = |s: &str| Name::from(s);
     vec![
-        Event::ConfigApplied(ConfigApplied {
+        Event::ConfigApplied(Box::new(ConfigApplied {
             at: InstantUs(1_700_000_000_000_000),
             hash_hex: "ab".repeat(32),
             content: "{\"routing\":{}}".into(),
             seed: 42,
-        }),
-        Event::ProxyStarted(ProxyStarted {
+        })),
+        Event::ProxyStarted(Box::new(ProxyStarted {
             at: InstantUs(1_700_000_000_000_001),
             version: "0.1.0".into(),
             next_request_id: 7,
-        }),
+        })),
         Event::RequestReceived(std::sync::Arc::new(RequestReceived {
             at: InstantUs(1_700_000_000_100_000),
             id: 7,
@@ -63,14 +63,14 @@ pub(crate) fn samples() -> Vec<Event> {
             user: None,
             prompt_sha: String::new(),
             prompt: None,
-            admission: Admission::Rejected(RouteError {
+            admission: Admission::Rejected(Box::new(RouteError {
                 status: 400,
                 kind: "invalid_request_error".into(),
                 code: Some("model_not_found".into()),
                 param: Some("model".into()),
                 message: "Invalid model name passed in model=nope".into(),
                 retry_after_ms: None,
-            }),
+            })),
             overrides: RequestOverrides::default(),
         })),
         Event::AttemptDecided(Box::new(AttemptDecided {
@@ -125,7 +125,7 @@ pub(crate) fn samples() -> Vec<Event> {
             tokens_in: 1234,
             tokens_out: 99,
         })),
-        Event::KeyCreated(KeyCreated {
+        Event::KeyCreated(Box::new(KeyCreated {
             at: InstantUs(1_700_000_002_000_000),
             key: VirtualKey {
                 id: "0123456789abcdef".into(),
@@ -139,11 +139,11 @@ pub(crate) fn samples() -> Vec<Event> {
                 max_budget: Some(PicoUsd(5_000_000_000_000)),
                 tags: vec!["free".into()],
             },
-        }),
-        Event::KeyDeleted(KeyDeleted {
+        })),
+        Event::KeyDeleted(Box::new(KeyDeleted {
             at: InstantUs(1_700_000_003_000_000),
             key_id: "0123456789abcdef".into(),
-        }),
+        })),
     ]
 }
 

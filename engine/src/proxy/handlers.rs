@@ -981,10 +981,10 @@ pub async fn key_generate(State(app): State<Arc<App>>, headers: HeaderMap, body:
         tags: strs("tags"),
     };
     let ((), ack) = app.hub.with(true, |c, now| {
-        let ev = Event::KeyCreated(crate::core::event::KeyCreated {
+        let ev = Event::KeyCreated(Box::new(crate::core::event::KeyCreated {
             at: now,
             key: def.clone(),
-        });
+        }));
         c.router.apply(&ev);
         ((), vec![ev])
     });
@@ -1082,10 +1082,10 @@ pub async fn key_delete(State(app): State<Arc<App>>, headers: HeaderMap, body: B
                     .map(|ks| ks.def.id.clone())
             };
             if let Some(id) = id {
-                let ev = Event::KeyDeleted(crate::core::event::KeyDeleted {
+                let ev = Event::KeyDeleted(Box::new(crate::core::event::KeyDeleted {
                     at: now,
                     key_id: id.clone(),
-                });
+                }));
                 c.router.apply(&ev);
                 evs.push(ev);
                 deleted.push(id);

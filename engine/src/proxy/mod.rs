@@ -167,17 +167,17 @@ impl App {
         let clock = Clock::new();
         let now = clock.now();
         let start_events = vec![
-            Event::ProxyStarted(ProxyStarted {
+            Event::ProxyStarted(Box::new(ProxyStarted {
                 at: now,
                 version: env!("CARGO_PKG_VERSION").into(),
                 next_request_id: router.next_request_id(),
-            }),
-            Event::ConfigApplied(ConfigApplied {
+            })),
+            Event::ConfigApplied(Box::new(ConfigApplied {
                 at: now,
                 hash_hex: config.hash_hex.clone(),
                 content: config.normalized_json().to_string(),
                 seed,
-            }),
+            })),
         ];
         for e in &start_events {
             router.apply(e);
@@ -222,12 +222,12 @@ impl App {
         let (_, ack) = self.hub.with(false, |c, now| {
             c.router.reconfigure(Arc::new(config.routing.clone()));
             c.config = config.clone();
-            let ev = Event::ConfigApplied(ConfigApplied {
+            let ev = Event::ConfigApplied(Box::new(ConfigApplied {
                 at: now,
                 hash_hex: hash.clone(),
                 content: config.normalized_json().to_string(),
                 seed: c.router.seed(),
-            });
+            }));
             c.router.apply(&ev);
             ((), vec![ev])
         });
