@@ -85,8 +85,12 @@ fn setup() -> SimSetup {
 
 fn synth(n: u64) -> impl Iterator<Item = Result<Item, String>> {
     // ~1000 requests/s of virtual time; prompts long enough that some overflow the 4096 window.
+    let rate: f64 = std::env::var("SIM_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000.0);
     let spec = parse_spec(
-        "duration_s: 100000000\nseed: 3\narrivals: {process: poisson, rate_per_s: 1000}\ntokens_in: {lognormal: {median: 900, sigma: 1.0}}\ntokens_out: {lognormal: {median: 200, sigma: 0.8}}\nmix: [{model: production-llm}]\n",
+        &format!("duration_s: 100000000\nseed: 3\narrivals: {{process: poisson, rate_per_s: {rate}}}\ntokens_in: {{lognormal: {{median: 900, sigma: 1.0}}}}\ntokens_out: {{lognormal: {{median: 200, sigma: 0.8}}}}\nmix: [{{model: production-llm}}]\n"),
         "bench",
     )
     .unwrap();

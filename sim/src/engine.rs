@@ -9,10 +9,9 @@
 //! seeds this reproduces every recorded decision (parity).
 
 use crate::model::{Ask, DeploymentSim, Fate, ProviderSet, Sampled};
+use crate::queue::Queue;
 use crate::report::RunBuilder;
 use crate::workload::{Arrival, Item, ItemResult};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use switchyard_engine::config::RoutingConfig;
 use switchyard_engine::core::event::{Admission, Event, Name, RateLimitInfo, RequestId};
@@ -54,31 +53,12 @@ struct Key {
     n: u64,
 }
 
-/// Queue entries stay small (the heap moves them on every push and pop): an attempt's report
-/// waits in a slab and the entry holds its index.
+/// What a queue entry does: poll its request, or deliver an attempt's outcome (the report waits
+/// in a slab; the entry holds its index, so entries stay small).
+#[derive(Clone, Copy)]
 enum What {
     Poll(RequestId),
     Done(RequestId, u32),
-}
-
-/// A queue entry, ordered by its key only.
-struct Slot(Key, What);
-
-impl PartialEq for Slot {
-    fn eq(&self, o: &Self) -> bool {
-        self.0 == o.0
-    }
-}
-impl Eq for Slot {}
-impl PartialOrd for Slot {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Slot {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&o.0)
-    }
 }
 
 /// What an on-record request waits for from the trace.
@@ -122,7 +102,7 @@ pub struct Simulation {
     router: Router,
     cfg: Arc<RoutingConfig>,
     deps: Vec<DeploymentSim>,
-    queue: BinaryHeap<Reverse<Slot>>,
+    queue: Queue<Key, What>,
     /// Reports of attempts in flight (indexed by `What::Done`), and the free slots.
     reports: Vec<AttemptReport>,
     free_reports: Vec<u32>,
@@ -307,7 +287,7 @@ impl Simulation {
             router: Router::new(cfg.clone(), setup.seed),
             cfg,
             deps,
-            queue: BinaryHeap::new(),
+            queue: Queue::default(),
             reports: Vec::new(),
             free_reports: Vec::new(),
             reqs: IdMap::default(),
@@ -352,7 +332,7 @@ impl Simulation {
 
     fn push(&mut self, at: u64, tie: Option<u64>, what: What) {
         let key = self.key(at, tie);
-        self.queue.push(Reverse(Slot(key, what)));
+        self.queue.push(key, what);
     }
 
     fn push_done(&mut self, at: u64, tie: Option<u64>, id: RequestId, report: AttemptReport) {
@@ -395,8 +375,8 @@ impl Simulation {
             None => return Ok(self.output()),
         };
         loop {
-            let from_workload = match (&pending, self.queue.peek()) {
-                (Some((k, _)), Some(Reverse(Slot(q, _)))) => k < q,
+            let from_workload = match (&pending, self.queue.peek_key()) {
+                (Some((k, _)), Some(q)) => k < q,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
@@ -417,7 +397,7 @@ impl Simulation {
                 }
                 continue;
             }
-            let Some(Reverse(Slot(key, what))) = self.queue.pop() else {
+            let Some((key, what)) = self.queue.pop() else {
                 break;
             };
             self.now = key.at;

@@ -10,6 +10,7 @@ pub mod gate;
 #[cfg(feature = "net")]
 pub mod mock;
 pub mod model;
+pub mod queue;
 pub mod report;
 pub mod source;
 #[cfg(test)]

@@ -241,8 +241,8 @@ pub struct AttemptDecided {
     pub reason: Reason,
     /// The pick was an exploration draw (uniform over all eligible deployments).
     pub explored: bool,
-    /// Eligible deployments the pick was made from.
-    pub candidates: Vec<Name>,
+    /// Eligible deployments the pick was made from (inline up to four; serialized as a list).
+    pub candidates: smallvec::SmallVec<[Name; 4]>,
     /// Probability that this deployment was picked, given the candidates (for unbiased
     /// counterfactual estimates).
     pub probability: f64,

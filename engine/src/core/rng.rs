@@ -73,31 +73,55 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     mix(h)
 }
 
-/// FNV-1a as a `Hasher`, for maps that are only looked up (never iterated, so their order
-/// cannot leak into decisions) on short keys such as deployment ids.
-#[derive(Clone, Copy)]
-pub struct FnvHasher(u64);
+/// A word-at-a-time string hasher (FxHash's step, with SplitMix's finalizer), for maps that are
+/// only looked up (never iterated, so their order cannot leak into decisions) on short keys
+/// such as deployment ids.
+#[derive(Clone, Copy, Default)]
+pub struct FastHasher(u64);
 
-impl Default for FnvHasher {
-    fn default() -> Self {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
+const FX_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl FastHasher {
+    #[inline]
+    fn step(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(FX_K);
     }
 }
 
-impl std::hash::Hasher for FnvHasher {
+impl std::hash::Hasher for FastHasher {
     fn finish(&self) -> u64 {
-        self.0
+        mix(self.0)
     }
 
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.step(u64::from_le_bytes(w));
         }
+        // The last 1 to 7 bytes without a variable-length copy (as wyhash reads them).
+        let rest = chunks.remainder();
+        let n = rest.len();
+        let w = match n {
+            0 => return,
+            1..=3 => rest[0] as u64 | (rest[n / 2] as u64) << 8 | (rest[n - 1] as u64) << 16,
+            _ => {
+                let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+                let hi = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]);
+                lo as u64 | (hi as u64) << 32
+            }
+        };
+        self.step(w ^ ((n as u64) << 59));
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.step(b as u64 | 0x100);
     }
 }
 
-pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FnvHasher>>;
+pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// A hasher for integer ids (request ids): one multiply and a fold, so consecutive ids spread
 /// over the whole table. Only for maps that are looked up, never iterated for decisions.

@@ -279,8 +279,8 @@ impl Router {
     fn resolve_group(&self, name: &str) -> Option<(Name, Option<Name>)> {
         let cfg = &self.st.cfg;
         let name = cfg.aliases.get(name).map(String::as_str).unwrap_or(name);
-        if cfg.groups.contains_key(name) {
-            return Some((self.st.group_name(name), None));
+        if let Some(g) = self.st.groups.get(name) {
+            return Some((g.name.clone(), None));
         }
         // A deployment id: the request pins that deployment.
         let &i = self.st.index.get(name)?;
@@ -484,7 +484,7 @@ impl Router {
         let out = input
             .max_tokens
             .unwrap_or(cfg.default_output_tokens_estimate);
-        let members = cfg.groups.get(group).map(Vec::as_slice).unwrap_or(&[]);
+        let members = self.st.members(group);
         members
             .iter()
             .map(|&i| {
@@ -814,7 +814,7 @@ impl Router {
                 None => g,
             };
             let name = cfg.aliases.get(g).map(String::as_str).unwrap_or(g);
-            if !cfg.groups.contains_key(name) || cur.visited.iter().any(|v| **v == *name) {
+            if !self.st.has_group(name) || cur.visited.iter().any(|v| **v == *name) {
                 continue;
             }
             let n = self.st.group_name(name);
@@ -912,7 +912,7 @@ impl Router {
             | OutcomeClass::StreamInterrupted => true,
             // A 401 on the only deployment will not change on retry.
             OutcomeClass::AuthError => {
-                cfg.groups.get(group).map_or(0, Vec::len) > 1 || explicit(|p| p.authentication)
+                self.st.members(group).len() > 1 || explicit(|p| p.authentication)
             }
             OutcomeClass::BadRequest | OutcomeClass::ContextWindowExceeded => {
                 explicit(|p| p.bad_request)
@@ -975,11 +975,7 @@ impl Router {
         let cfg = &self.st.cfg;
         let members_all: &[usize] = match r.pinned {
             Some(ref p) => std::slice::from_ref(p),
-            None => cfg
-                .groups
-                .get(&*cur.group)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
+            None => self.st.members(&cur.group),
         };
         // Tag filtering (LiteLLM): deployments sharing a tag with the request; else those tagged
         // `default`; untagged requests go to `default` deployments when there are any.

@@ -140,6 +140,17 @@ pub struct RequestState {
     pub attempt_decided_at: InstantUs,
 }
 
+fn name_addr(n: &Name) -> u64 {
+    Arc::as_ptr(n) as *const u8 as usize as u64
+}
+
+/// A model group as the router looks it up.
+#[derive(Clone, Debug)]
+pub struct GroupInfo {
+    pub name: Name,
+    pub members: Vec<usize>,
+}
+
 /// Everything `apply` folds.
 #[derive(Clone, Debug)]
 pub struct State {
@@ -147,7 +158,12 @@ pub struct State {
     /// Deployment id -> index into `cfg.deployments` (lookups only; never iterated).
     pub index: FastMap<Name, usize>,
     pub names: Vec<Name>,
-    pub group_names: BTreeMap<String, Name>,
+    /// Address of each `names` entry -> its index. Events the router makes share these `Arc`s,
+    /// so most lookups need no string hashing; a hit is exact, since `names` keeps every
+    /// address in it alive (no other live string can have it).
+    by_ptr: IdMap<usize>,
+    /// Model groups by name (lookups only): the shared name and the member deployments.
+    pub groups: FastMap<Name, GroupInfo>,
     /// Deployments in each deployment's group (indexed like `names`).
     pub group_size: Vec<usize>,
     pub deployments: Vec<DeploymentState>,
@@ -196,10 +212,17 @@ impl State {
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
-        let group_names = cfg
+        let groups = cfg
             .groups
-            .keys()
-            .map(|g| (g.clone(), Name::from(g.as_str())))
+            .iter()
+            .map(|(g, members)| {
+                let name = Name::from(g.as_str());
+                let info = GroupInfo {
+                    name: name.clone(),
+                    members: members.clone(),
+                };
+                (name, info)
+            })
             .collect();
         let group_size = cfg
             .deployments
@@ -211,8 +234,13 @@ impl State {
             deployments: vec![DeploymentState::default(); cfg.deployments.len()],
             cfg: cfg.clone(),
             index,
+            by_ptr: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (name_addr(n), i))
+                .collect(),
             names,
-            group_names,
+            groups,
             keys: BTreeMap::new(),
             key_by_hash: FastMap::default(),
             requests: IdMap::default(),
@@ -301,10 +329,27 @@ impl State {
     }
 
     pub fn group_name(&self, g: &str) -> Name {
-        self.group_names
+        self.groups
             .get(g)
-            .cloned()
+            .map(|i| i.name.clone())
             .unwrap_or_else(|| Name::from(g))
+    }
+
+    /// The index of deployment `name`.
+    pub fn deployment_index(&self, name: &Name) -> Option<usize> {
+        match self.by_ptr.get(&name_addr(name)) {
+            Some(&i) => Some(i),
+            None => self.index.get(&**name).copied(),
+        }
+    }
+
+    /// The deployments of model group `g` (none for an unknown group).
+    pub fn members(&self, g: &str) -> &[usize] {
+        self.groups.get(g).map_or(&[], |i| i.members.as_slice())
+    }
+
+    pub fn has_group(&self, g: &str) -> bool {
+        self.groups.contains_key(g)
     }
 
     /// The fold. Events that name deployments or requests this state does not know (a log written
@@ -409,7 +454,7 @@ impl State {
     }
 
     fn on_decided(&mut self, e: &AttemptDecided) {
-        let Some(&d) = self.index.get(&e.deployment) else {
+        let Some(d) = self.deployment_index(&e.deployment) else {
             return;
         };
         let ds = &mut self.deployments[d];
@@ -439,7 +484,7 @@ impl State {
     }
 
     fn on_attempt_finished(&mut self, e: &AttemptFinished) {
-        let Some(&d) = self.index.get(&e.deployment) else {
+        let Some(d) = self.deployment_index(&e.deployment) else {
             return;
         };
         let cfg = self.cfg.clone();

@@ -81,7 +81,7 @@ pub(crate) fn samples() -> Vec<Event> {
             deployment: n("claude"),
             reason: Reason::Fallback,
             explored: true,
-            candidates: vec![n("claude"), n("claude-2")],
+            candidates: smallvec::smallvec![n("claude"), n("claude-2")],
             probability: 0.55,
             waited_us: 12,
         })),
