@@ -55,6 +55,18 @@ fn rss_mib() -> f64 {
         / 1024.0
 }
 
+/// CPU time this process has used (user + system), from /proc: unlike wall time it leaves out
+/// time the VM's core was taken away (steal), which varies a lot between runs here.
+fn cpu_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (indices 11 and 12 here), in 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn setup() -> SimSetup {
     let prices = PriceTable::builtin();
     let env = |_: &str| Some("k".to_string());
@@ -108,23 +120,34 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let base_rss = rss_mib();
-    let t = Instant::now();
-    let out = Simulation::new(&setup())
-        .unwrap()
-        .run(synth(n), &mut |_| {})
-        .unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    let f = out.report.figures();
+    // Three runs: the best is the figure (this VM's runs vary by 10 % and more).
+    let mut best = (f64::INFINITY, f64::INFINITY);
+    for run in 1..=3 {
+        let (t, cpu) = (Instant::now(), cpu_s());
+        let out = Simulation::new(&setup())
+            .unwrap()
+            .run(synth(n), &mut |_| {})
+            .unwrap();
+        let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_s() - cpu);
+        best = (best.0.min(secs), best.1.min(cpu));
+        let f = out.report.figures();
+        println!(
+            "synthetic run {run}: {} requests in {:.2} s ({:.2} s CPU) = {:.0} simulated requests/s ({} fallbacks, {} retries, p99 {:.0} ms), RSS {:.1} MiB (start {:.1} MiB)",
+            out.n_requests,
+            secs,
+            cpu,
+            out.n_requests as f64 / secs,
+            f.overall["fallbacks"],
+            f.overall["retries"],
+            f.overall["latency_p99_ms"],
+            rss_mib(),
+            base_rss
+        );
+    }
     println!(
-        "synthetic: {} requests in {:.2} s = {:.0} simulated requests/s ({} fallbacks, {} retries, p99 {:.0} ms), RSS {:.1} MiB (start {:.1} MiB)",
-        out.n_requests,
-        secs,
-        out.n_requests as f64 / secs,
-        f.overall["fallbacks"],
-        f.overall["retries"],
-        f.overall["latency_p99_ms"],
-        rss_mib(),
-        base_rss
+        "synthetic best: {:.0} simulated requests/s by wall time, {:.0} by CPU time",
+        n as f64 / best.0,
+        n as f64 / best.1
     );
     if std::env::var_os("SIM_BENCH_SYNTHETIC_ONLY").is_some() {
         // For profiling the simulator core alone (`perf record`).
