@@ -53,12 +53,13 @@ struct Key {
     n: u64,
 }
 
-/// What a queue entry does: poll its request, or deliver an attempt's outcome (the report waits
-/// in a slab; the entry holds its index, so entries stay small).
+/// What a queue entry does: poll its request, or deliver the outcome of its attempt in flight
+/// (the report waits in the request's `Req`, which the outcome touches anyway, so entries stay
+/// small and the outcome costs no extra cache miss).
 #[derive(Clone, Copy)]
 enum What {
     Poll(RequestId),
-    Done(RequestId, u32),
+    Done(RequestId),
 }
 
 /// What an on-record request waits for from the trace.
@@ -82,6 +83,9 @@ struct Req {
     tokens_in: u64,
     max_tokens: Option<u64>,
     stream: bool,
+    /// The outcome of the attempt in flight, due when its `Done` entry pops (a request has at
+    /// most one attempt in flight).
+    report: AttemptReport,
 }
 
 /// Ties: recorded events order by their seq; events the simulation makes order after the one
@@ -103,9 +107,6 @@ pub struct Simulation {
     cfg: Arc<RoutingConfig>,
     deps: Vec<DeploymentSim>,
     queue: Queue<Key, What>,
-    /// Reports of attempts in flight (indexed by `What::Done`), and the free slots.
-    reports: Vec<AttemptReport>,
-    free_reports: Vec<u32>,
     reqs: IdMap<Req>,
     n: u64,
     tie_base: u64,
@@ -288,8 +289,6 @@ impl Simulation {
             cfg,
             deps,
             queue: Queue::default(),
-            reports: Vec::new(),
-            free_reports: Vec::new(),
             reqs: IdMap::default(),
             n: 0,
             tie_base: 0,
@@ -333,20 +332,6 @@ impl Simulation {
     fn push(&mut self, at: u64, tie: Option<u64>, what: What) {
         let key = self.key(at, tie);
         self.queue.push(key, what);
-    }
-
-    fn push_done(&mut self, at: u64, tie: Option<u64>, id: RequestId, report: AttemptReport) {
-        let slot = match self.free_reports.pop() {
-            Some(i) => {
-                self.reports[i as usize] = report;
-                i
-            }
-            None => {
-                self.reports.push(report);
-                (self.reports.len() - 1) as u32
-            }
-        };
-        self.push(at, tie, What::Done(id, slot));
     }
 
     fn log(&mut self, ev: &Event) {
@@ -404,9 +389,12 @@ impl Simulation {
             self.tie_base = key.tie >> TIE_SHIFT;
             match what {
                 What::Poll(id) => self.on_poll(id),
-                What::Done(id, slot) => {
-                    let report = std::mem::take(&mut self.reports[slot as usize]);
-                    self.free_reports.push(slot);
+                What::Done(id) => {
+                    let report = self
+                        .reqs
+                        .get_mut(&id)
+                        .map(|r| std::mem::take(&mut r.report))
+                        .unwrap_or_default();
                     self.on_done(id, report)
                 }
             }
@@ -517,6 +505,7 @@ impl Simulation {
                 tokens_in,
                 max_tokens,
                 stream,
+                report: AttemptReport::default(),
             },
         );
         if !waits {
@@ -546,10 +535,10 @@ impl Simulation {
                 self.push(f.at.0, Some(seq), What::Poll(id));
             }
             (Follow::Outcome(k), Event::AttemptFinished(f)) if f.attempt == *k => {
-                let report = report_of_recorded(f);
+                r.report = report_of_recorded(f);
                 r.follow = Follow::NextStep;
                 self.n_reused += 1;
-                self.push_done(f.at.0, Some(seq), id, report);
+                self.push(f.at.0, Some(seq), What::Done(id));
             }
             _ => {}
         }
@@ -584,10 +573,10 @@ impl Simulation {
                         let dep = &mut self.deps[plan.deployment];
                         let sampled = dep.sample(&ask);
                         dep.start();
-                        let report = report_of(&sampled, plan.timeout.0, ask.stream);
+                        r.report = report_of(&sampled, plan.timeout.0, ask.stream);
+                        let t = self.now.saturating_add(r.report.duration_us);
                         self.n_sampled += 1;
-                        let t = self.now.saturating_add(report.duration_us);
-                        self.push_done(t, None, id, report);
+                        self.push(t, None, What::Done(id));
                     }
                 }
             }
