@@ -76,8 +76,15 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 /// A word-at-a-time string hasher (FxHash's step, with SplitMix's finalizer), for maps that are
 /// only looked up (never iterated, so their order cannot leak into decisions) on short keys
 /// such as deployment ids.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct FastHasher(u64);
+
+impl Default for FastHasher {
+    /// A non-zero start, so that leading zero words still move the state.
+    fn default() -> Self {
+        FastHasher(0x243f_6a88_85a3_08d3)
+    }
+}
 
 const FX_K: u64 = 0x517c_c1b7_2722_0a95;
 
@@ -174,6 +181,38 @@ mod tests {
         }
         assert_eq!(r.below(0), 0);
         assert_eq!(r.below(1), 0);
+    }
+
+    #[test]
+    fn fast_hasher_tells_short_keys_apart() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let b = BuildHasherDefault::<FastHasher>::default();
+        // Every string of length 0 to 11 over a small alphabet (including a zero byte, so a
+        // key and the same key padded with zeros must differ): no two may hash alike.
+        let alphabet = [b'a', b'b', 0u8];
+        let mut seen = std::collections::HashMap::new();
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..11 {
+            let next: Vec<Vec<u8>> = keys
+                .iter()
+                .filter(|k| k.len() >= keys.last().map_or(0, |l| l.len()))
+                .flat_map(|k| {
+                    alphabet.iter().map(move |&c| {
+                        let mut k = k.clone();
+                        k.push(c);
+                        k
+                    })
+                })
+                .collect();
+            keys.extend(next);
+        }
+        for k in &keys {
+            let s = String::from_utf8(k.clone()).unwrap();
+            if let Some(other) = seen.insert(b.hash_one(&s), s.clone()) {
+                panic!("{other:?} and {s:?} hash alike");
+            }
+        }
+        assert!(keys.len() > 200_000, "{}", keys.len());
     }
 
     #[test]
