@@ -615,8 +615,7 @@ impl Simulation {
             let after = self.router.state().deployments[d].cooldown_until;
             if after > before {
                 let added = after.0 - before.0.max(self.now);
-                let name = self.cfg.deployments[d].id.clone();
-                self.report.on_cooldown(&name, added);
+                self.report.on_cooldown(&self.cfg.deployments[d].id, added);
             }
         }
         if !on_record {

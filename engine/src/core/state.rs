@@ -412,7 +412,7 @@ impl State {
                 reserved,
             } => (
                 Some(group.clone()),
-                pinned.as_ref().and_then(|p| self.index.get(p).copied()),
+                pinned.as_ref().and_then(|p| self.deployment_index(p)),
                 *reason,
                 *reserved,
             ),

@@ -149,18 +149,6 @@ impl<T> Named<T> {
     pub fn values(&self) -> impl Iterator<Item = &T> {
         self.entries.iter().map(|(_, v)| v)
     }
-
-    pub fn get(&self, name: &str) -> Option<&T> {
-        self.by_name.get(name).map(|&i| &self.entries[i].1)
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// Accumulates one run from its events.
