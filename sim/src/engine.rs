@@ -10,7 +10,7 @@
 
 use crate::model::{Ask, DeploymentSim, Fate, ProviderSet, Sampled};
 use crate::queue::Queue;
-use crate::report::RunBuilder;
+use crate::report::{RunBuilder, Tag};
 use crate::workload::{Arrival, Item, ItemResult};
 use std::sync::Arc;
 use switchyard_engine::config::RoutingConfig;
@@ -63,29 +63,109 @@ enum What {
 }
 
 /// What an on-record request waits for from the trace.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Follow {
     /// Off the recorded path (or never on it): outcomes are sampled.
     Off,
     /// Waiting for the recorded decision (or the recorded end).
     NextStep,
-    /// The recorded decision is due: its deployment, to compare with the router's.
-    Decision(Name),
+    /// The recorded decision is due: its deployment's index in the config (`None` for one the
+    /// config lacks), to compare with the router's.
+    Decision(Option<u32>),
     /// Attempt `k` went where the recorded one went: waiting for its recorded outcome.
     Outcome(u32),
 }
 
+/// A simulated request's own state. Kept small (two cache lines): thousands are in flight, and
+/// each is touched again only when its attempt ends, long after it was last used.
 struct Req {
     /// The deployment of the attempt in flight (or the last one).
-    dep: usize,
-    tokens_out: Option<u64>,
+    dep: u32,
+    stream: bool,
     follow: Follow,
+    /// What the report keeps on the request.
+    tag: Tag,
+    tokens_out: Option<u64>,
     tokens_in: u64,
     max_tokens: Option<u64>,
-    stream: bool,
     /// The outcome of the attempt in flight, due when its `Done` entry pops (a request has at
     /// most one attempt in flight).
-    report: AttemptReport,
+    report: Pending,
+}
+
+/// An attempt's outcome while it waits in its request: the common fields inline, anything
+/// rarer (rate-limit headers, a message, cached tokens) in a box.
+enum Pending {
+    Small(SmallReport),
+    Full(Box<AttemptReport>),
+}
+
+struct SmallReport {
+    class: Option<OutcomeClass>,
+    committed: bool,
+    status: u16,
+    ttft_us: Option<u64>,
+    duration_us: u64,
+    tokens_in: u64,
+    tokens_out: u64,
+    retry_after_ms: Option<u64>,
+}
+
+impl Pending {
+    const NONE: Pending = Pending::Small(SmallReport {
+        class: None,
+        committed: false,
+        status: 0,
+        ttft_us: None,
+        duration_us: 0,
+        tokens_in: 0,
+        tokens_out: 0,
+        retry_after_ms: None,
+    });
+
+    fn pack(r: AttemptReport) -> Pending {
+        if r.message.is_some()
+            || r.tokens_cache_read != 0
+            || r.tokens_cache_creation != 0
+            || !r.rate_limit.is_empty()
+        {
+            return Pending::Full(Box::new(r));
+        }
+        Pending::Small(SmallReport {
+            class: r.class,
+            committed: r.committed,
+            status: r.status,
+            ttft_us: r.ttft_us,
+            duration_us: r.duration_us,
+            tokens_in: r.tokens_in,
+            tokens_out: r.tokens_out,
+            retry_after_ms: r.retry_after_ms,
+        })
+    }
+
+    fn duration_us(&self) -> u64 {
+        match self {
+            Pending::Small(s) => s.duration_us,
+            Pending::Full(r) => r.duration_us,
+        }
+    }
+
+    fn unpack(self) -> AttemptReport {
+        match self {
+            Pending::Full(r) => *r,
+            Pending::Small(s) => AttemptReport {
+                class: s.class,
+                status: s.status,
+                ttft_us: s.ttft_us,
+                duration_us: s.duration_us,
+                tokens_in: s.tokens_in,
+                tokens_out: s.tokens_out,
+                retry_after_ms: s.retry_after_ms,
+                committed: s.committed,
+                ..AttemptReport::default()
+            },
+        }
+    }
 }
 
 /// Ties: recorded events order by their seq; events the simulation makes order after the one
@@ -334,8 +414,14 @@ impl Simulation {
         self.queue.push(key, what);
     }
 
-    fn log(&mut self, ev: &Event) {
-        self.report.on_event(ev);
+    /// An event the router made, for the report (`tag`: the request's, when the event is about
+    /// a request the report already knows), the sink and the kept decisions.
+    fn log(&mut self, ev: &Event, tag: Option<Tag>) {
+        self.report.on_event_tagged(ev, tag);
+        self.also_log(ev);
+    }
+
+    fn also_log(&mut self, ev: &Event) {
         if let Some(sink) = self.sink.as_mut() {
             sink(ev);
         }
@@ -387,13 +473,16 @@ impl Simulation {
             };
             self.now = key.at;
             self.tie_base = key.tie >> TIE_SHIFT;
+            if let Some((_, &(What::Poll(next) | What::Done(next)))) = self.queue.peek() {
+                self.prefetch(next);
+            }
             match what {
                 What::Poll(id) => self.on_poll(id),
                 What::Done(id) => {
                     let report = self
                         .reqs
                         .get_mut(&id)
-                        .map(|r| std::mem::take(&mut r.report))
+                        .map(|r| std::mem::replace(&mut r.report, Pending::NONE).unpack())
                         .unwrap_or_default();
                     self.on_done(id, report)
                 }
@@ -401,6 +490,14 @@ impl Simulation {
         }
         progress(self.n_requests);
         Ok(self.output())
+    }
+
+    /// Starts loading the state of request `id` (due next) while this event is handled.
+    fn prefetch(&self, id: RequestId) {
+        if let Some(r) = self.reqs.get(&id) {
+            switchyard_engine::core::hint::prefetch(r);
+        }
+        self.router.prefetch(id);
     }
 
     fn output(self) -> RunOutput {
@@ -487,9 +584,13 @@ impl Simulation {
                 }
             }
         }
-        let id = ev.request_id().expect("RequestReceived has an id");
-        let rejected_here = matches!(&ev, Event::RequestReceived(r) if matches!(r.admission, Admission::Rejected(_)));
-        self.log(&ev);
+        let Event::RequestReceived(received) = &ev else {
+            unreachable!("receive returns RequestReceived")
+        };
+        let id = received.id;
+        let rejected_here = matches!(received.admission, Admission::Rejected(_));
+        let tag = self.report.on_received(received);
+        self.also_log(&ev);
         let follow = if self.reuse && recorded.is_some() && !rejected_here {
             Follow::NextStep
         } else {
@@ -500,12 +601,13 @@ impl Simulation {
             id,
             Req {
                 dep: 0,
-                tokens_out,
+                stream,
                 follow,
+                tag,
+                tokens_out,
                 tokens_in,
                 max_tokens,
-                stream,
-                report: AttemptReport::default(),
+                report: Pending::NONE,
             },
         );
         if !waits {
@@ -528,14 +630,15 @@ impl Simulation {
         }
         match (&r.follow, ev) {
             (Follow::NextStep, Event::AttemptDecided(d)) => {
-                r.follow = Follow::Decision(d.deployment.clone());
+                let dep = self.router.state().deployment_index(&d.deployment);
+                r.follow = Follow::Decision(dep.map(|i| i as u32));
                 self.push(d.at.0, Some(seq), What::Poll(id));
             }
             (Follow::NextStep, Event::RequestFinished(f)) => {
                 self.push(f.at.0, Some(seq), What::Poll(id));
             }
             (Follow::Outcome(k), Event::AttemptFinished(f)) if f.attempt == *k => {
-                r.report = report_of_recorded(f);
+                r.report = Pending::pack(report_of_recorded(f));
                 r.follow = Follow::NextStep;
                 self.n_reused += 1;
                 self.push(f.at.0, Some(seq), What::Done(id));
@@ -548,16 +651,14 @@ impl Simulation {
         let now = InstantUs(self.now);
         match self.router.poll(now, id) {
             Poll::Attempt { event, plan } => {
-                self.log(&event);
-                let Event::AttemptDecided(d) = &event else {
-                    return;
-                };
+                let tag = self.reqs.get(&id).map(|r| r.tag);
+                self.log(&event, tag);
                 let Some(r) = self.reqs.get_mut(&id) else {
                     return;
                 };
-                r.dep = plan.deployment;
+                r.dep = plan.deployment as u32;
                 match std::mem::replace(&mut r.follow, Follow::Off) {
-                    Follow::Decision(dep) if dep == d.deployment => {
+                    Follow::Decision(Some(dep)) if dep as usize == plan.deployment => {
                         r.follow = Follow::Outcome(plan.attempt);
                         self.deps[plan.deployment].start();
                     }
@@ -573,8 +674,8 @@ impl Simulation {
                         let dep = &mut self.deps[plan.deployment];
                         let sampled = dep.sample(&ask);
                         dep.start();
-                        r.report = report_of(&sampled, plan.timeout.0, ask.stream);
-                        let t = self.now.saturating_add(r.report.duration_us);
+                        r.report = Pending::pack(report_of(&sampled, plan.timeout.0, ask.stream));
+                        let t = self.now.saturating_add(r.report.duration_us());
                         self.n_sampled += 1;
                         self.push(t, None, What::Done(id));
                     }
@@ -588,8 +689,8 @@ impl Simulation {
                 self.push(until.0, None, What::Poll(id))
             }
             Poll::Done { event, .. } => {
-                self.log(&event);
-                self.reqs.remove(&id);
+                let tag = self.reqs.remove(&id).map(|r| r.tag);
+                self.log(&event, tag);
             }
             Poll::InFlight | Poll::Unknown => {
                 self.reqs.remove(&id);
@@ -601,7 +702,7 @@ impl Simulation {
         let now = InstantUs(self.now);
         // The attempt's deployment, and whether the trace says when the next step happens.
         let (dep, on_record) = match self.reqs.get(&id) {
-            Some(r) => (Some(r.dep), r.follow == Follow::NextStep),
+            Some(r) => (Some(r.dep as usize), r.follow == Follow::NextStep),
             None => (None, false),
         };
         let before = dep.map(|d| self.router.state().deployments[d].cooldown_until);
@@ -609,7 +710,7 @@ impl Simulation {
             self.deps[d].finish();
         }
         if let Some(ev) = self.router.attempt_finished(now, id, report) {
-            self.log(&ev);
+            self.log(&ev, None);
         }
         if let (Some(d), Some(before)) = (dep, before) {
             let after = self.router.state().deployments[d].cooldown_until;
@@ -648,4 +749,39 @@ where
         out.push(sim.run(wl, &mut |n| progress(r, n))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_outcomes_unpack_to_what_was_packed() {
+        let mut limited = AttemptReport::failure(OutcomeClass::RateLimited, 429, 1_200);
+        limited.retry_after_ms = Some(3_000);
+        limited.rate_limit.remaining_requests = Some(0);
+        let mut cached = AttemptReport::success(90_000, 1_000, 20);
+        cached.tokens_cache_read = 800;
+        let mut messaged = AttemptReport::failure(OutcomeClass::BadRequest, 400, 5);
+        messaged.message = Some("bad".into());
+        let mut streamed = AttemptReport::success(4_000_000, 900, 200);
+        streamed.ttft_us = Some(35_000);
+        streamed.committed = true;
+        let mut retry = AttemptReport::failure(OutcomeClass::Overloaded, 529, 77);
+        retry.retry_after_ms = Some(1);
+        for r in [
+            AttemptReport::default(),
+            AttemptReport::success(1, 2, 3),
+            limited,
+            cached,
+            messaged,
+            streamed,
+            retry,
+        ] {
+            let p = Pending::pack(r.clone());
+            assert_eq!(p.duration_us(), r.duration_us);
+            assert_eq!(p.unpack(), r);
+        }
+        assert_eq!(Pending::NONE.unpack(), AttemptReport::default());
+    }
 }

@@ -36,6 +36,11 @@ impl<K: Ord + Copy, V> Queue<K, V> {
         self.keys.first()
     }
 
+    /// The entry with the smallest key.
+    pub fn peek(&self) -> Option<(&K, &V)> {
+        Some((self.keys.first()?, self.vals.first()?))
+    }
+
     pub fn push(&mut self, key: K, val: V) {
         self.keys.push(key);
         self.vals.push(val);

@@ -3,6 +3,7 @@
 //! state; state changes only through `apply(&Event)`.
 
 pub mod event;
+pub mod hint;
 pub mod outcome;
 pub mod rng;
 pub mod router;

@@ -195,6 +195,15 @@ impl Router {
         self.st.next_request_id
     }
 
+    /// Starts loading request `id`'s state into the cache (see `hint`); changes nothing.
+    #[inline]
+    pub fn prefetch(&self, id: RequestId) {
+        if let Some(r) = self.st.requests.get(&id) {
+            crate::core::hint::prefetch(&**r);
+            crate::core::hint::prefetch(&*r.received);
+        }
+    }
+
     /// Requests currently in flight.
     pub fn requests_in_flight(&self) -> usize {
         self.st.requests.len()

@@ -9,7 +9,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchyard_engine::core::event::{Admission, Event, Name, Reason, RequestResult};
+use switchyard_engine::core::event::{
+    Admission, Event, Name, Reason, RequestReceived, RequestResult,
+};
 use switchyard_engine::core::rng::IdMap;
 
 const UNKNOWN: &str = "(unknown)";
@@ -159,11 +161,18 @@ pub struct RunBuilder {
     pub deployments: Named<DepScope>,
     /// Series bucket -> attempts per deployment (indexed like `deployments`' entries).
     series: BTreeMap<u64, Vec<u64>>,
-    /// Requests in flight: their group's index in `groups` and whether they stream (TTFT counts
-    /// for streams only).
-    in_flight: IdMap<(u32, bool)>,
+    /// Requests in flight, for `on_event` (the simulator keeps each request's tag itself).
+    in_flight: IdMap<Tag>,
     pub first_us: Option<u64>,
     pub last_us: u64,
+}
+
+/// What the report keeps on a request in flight: its group's entry in `groups` and whether it
+/// streams (TTFT counts for streams only).
+#[derive(Clone, Copy, Debug)]
+pub struct Tag {
+    group: u32,
+    stream: bool,
 }
 
 impl RunBuilder {
@@ -171,21 +180,51 @@ impl RunBuilder {
         RunBuilder::default()
     }
 
+    /// Takes in one event, keeping track of the requests in flight itself.
     pub fn on_event(&mut self, ev: &Event) {
-        let at = ev.at().0;
+        let tag = match ev {
+            Event::RequestReceived(r) => {
+                let tag = self.on_received(r);
+                self.in_flight.insert(r.id, tag);
+                return;
+            }
+            Event::AttemptDecided(d) => self.in_flight.get(&d.id).copied(),
+            Event::RequestFinished(f) => self.in_flight.remove(&f.id),
+            _ => None,
+        };
+        self.on_event_tagged(ev, tag);
+    }
+
+    fn saw(&mut self, at: u64) {
         self.first_us.get_or_insert(at);
         self.last_us = self.last_us.max(at);
+    }
+
+    /// A request arrived: the tag that its later events come with (`on_event_tagged`).
+    pub fn on_received(&mut self, r: &RequestReceived) -> Tag {
+        self.saw(r.at.0);
+        let g = match &r.admission {
+            Admission::Admitted { group, .. } => self.groups.index(group),
+            Admission::Rejected(_) => self.groups.index_str(REJECTED),
+        };
+        Tag {
+            group: g as u32,
+            stream: r.stream,
+        }
+    }
+
+    /// Takes in an event other than a request's arrival, with the tag `on_received` gave its
+    /// request (`None` when unknown: the request arrived before the log began).
+    pub fn on_event_tagged(&mut self, ev: &Event, tag: Option<Tag>) {
+        let at = ev.at().0;
+        self.saw(at);
         match ev {
             Event::RequestReceived(r) => {
-                let g = match &r.admission {
-                    Admission::Admitted { group, .. } => self.groups.index(group),
-                    Admission::Rejected(_) => self.groups.index_str(REJECTED),
-                };
-                self.in_flight.insert(r.id, (g as u32, r.stream));
+                self.on_received(r);
             }
             Event::AttemptDecided(d) => {
-                let g = match self.in_flight.get(&d.id) {
-                    Some(&(g, _)) => g as usize,
+                let g = match tag {
+                    Some(t) => t.group as usize,
                     None => self.groups.index_str(UNKNOWN),
                 };
                 let s = &mut self.groups.entries[g].1;
@@ -218,8 +257,8 @@ impl RunBuilder {
                 }
             }
             Event::RequestFinished(f) => {
-                let (g, stream) = match self.in_flight.remove(&f.id) {
-                    Some((g, stream)) => (g as usize, stream),
+                let (g, stream) = match tag {
+                    Some(t) => (t.group as usize, t.stream),
                     None => (self.groups.index_str(UNKNOWN), false),
                 };
                 let s = &mut self.groups.entries[g].1;
