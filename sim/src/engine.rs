@@ -16,8 +16,8 @@ use std::sync::Arc;
 use switchyard_engine::config::RoutingConfig;
 use switchyard_engine::core::event::{Admission, Event, Name, RateLimitInfo, RequestId};
 use switchyard_engine::core::outcome::OutcomeClass;
-use switchyard_engine::core::rng::IdMap;
 use switchyard_engine::core::router::{AttemptReport, Poll, Router};
+use switchyard_engine::core::slots::SeqSlots;
 use switchyard_engine::core::units::{InstantUs, PicoUsd};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -187,7 +187,7 @@ pub struct Simulation {
     cfg: Arc<RoutingConfig>,
     deps: Vec<DeploymentSim>,
     queue: Queue<Key, What>,
-    reqs: IdMap<Req>,
+    reqs: SeqSlots<Req>,
     n: u64,
     tie_base: u64,
     tie_counter: u64,
@@ -369,7 +369,7 @@ impl Simulation {
             cfg,
             deps,
             queue: Queue::default(),
-            reqs: IdMap::default(),
+            reqs: SeqSlots::default(),
             n: 0,
             tie_base: 0,
             tie_counter: 0,
@@ -494,9 +494,7 @@ impl Simulation {
 
     /// Starts loading the state of request `id` (due next) while this event is handled.
     fn prefetch(&self, id: RequestId) {
-        if let Some(r) = self.reqs.get(&id) {
-            switchyard_engine::core::hint::prefetch(r);
-        }
+        self.reqs.prefetch_slot(id);
         self.router.prefetch(id);
     }
 

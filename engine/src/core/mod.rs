@@ -8,6 +8,7 @@ pub mod outcome;
 pub mod rng;
 pub mod router;
 pub mod select;
+pub mod slots;
 pub mod state;
 pub mod units;
 

@@ -9,6 +9,7 @@ use crate::config::{RoutingConfig, VirtualKey};
 use crate::core::event::*;
 use crate::core::outcome::OutcomeClass;
 use crate::core::rng::{FastMap, IdMap};
+use crate::core::slots::SeqSlots;
 use crate::core::units::{DurationUs, InstantUs, PicoUsd};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -170,9 +171,10 @@ pub struct State {
     pub keys: BTreeMap<String, KeyState>,
     /// Key SHA-256 (hex) -> key id (lookups only).
     pub key_by_hash: FastMap<String, String>,
-    /// Boxed: the table moves its entries when it grows. Never iterated in its own order (the
-    /// few walks over it sort by id first).
-    pub requests: IdMap<Box<RequestState>>,
+    /// By id, in slots found without hashing (ids are handed out in sequence). Boxed: the ring
+    /// moves its entries when it grows, and stays small. Never iterated in its own order (the few
+    /// walks over it sort by id first).
+    pub requests: SeqSlots<Box<RequestState>>,
     pub next_request_id: RequestId,
     pub n_events: u64,
     pub last_at: InstantUs,
@@ -243,7 +245,7 @@ impl State {
             groups,
             keys: BTreeMap::new(),
             key_by_hash: FastMap::default(),
-            requests: IdMap::default(),
+            requests: SeqSlots::default(),
             next_request_id: 1,
             n_events: 0,
             last_at: InstantUs::ZERO,
