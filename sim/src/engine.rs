@@ -46,11 +46,39 @@ pub struct SimSetup {
     pub reuse_recorded: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Ordered by time, then tie, then sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
     at: u64,
     tie: u64,
     n: u64,
+}
+
+impl Key {
+    /// Time and tie in one integer: compared without a branch.
+    #[inline(always)]
+    fn major(&self) -> u128 {
+        ((self.at as u128) << 64) | self.tie as u128
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.major(), self.n).cmp(&(other.major(), other.n))
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+
+    /// The event queue's hot compare: the same order as `cmp`, without branches.
+    #[inline(always)]
+    fn lt(&self, other: &Self) -> bool {
+        let (a, b) = (self.major(), other.major());
+        (a < b) | ((a == b) & (self.n < other.n))
+    }
 }
 
 /// What a queue entry does: poll its request, or deliver the outcome of its attempt in flight

@@ -11,7 +11,7 @@ pub struct Queue<K, V> {
     vals: Vec<V>,
 }
 
-impl<K: Ord + Copy, V> Default for Queue<K, V> {
+impl<K: Ord + Copy, V: Copy> Default for Queue<K, V> {
     fn default() -> Self {
         Queue {
             keys: Vec::new(),
@@ -22,7 +22,7 @@ impl<K: Ord + Copy, V> Default for Queue<K, V> {
 
 const ARITY: usize = 4;
 
-impl<K: Ord + Copy, V> Queue<K, V> {
+impl<K: Ord + Copy, V: Copy> Queue<K, V> {
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -59,37 +59,55 @@ impl<K: Ord + Copy, V> Queue<K, V> {
 
     /// Removes and returns the entry with the smallest key.
     pub fn pop(&mut self) -> Option<(K, V)> {
+        let last_k = self.keys.pop()?;
+        let last_v = self.vals.pop()?;
         let n = self.keys.len();
         if n == 0 {
-            return None;
+            return Some((last_k, last_v));
         }
-        self.keys.swap(0, n - 1);
-        self.vals.swap(0, n - 1);
-        let key = self.keys.pop()?;
-        let val = self.vals.pop()?;
-        let n = n - 1;
+        let top = (self.keys[0], self.vals[0]);
+        // Sift the last entry down from the root, moving the smaller child up into the hole
+        // (one write per level instead of a swap).
         let mut i = 0;
         loop {
             let first = ARITY * i + 1;
-            if first >= n {
-                break;
-            }
-            let last = (first + ARITY).min(n);
-            let mut m = first;
-            for c in first + 1..last {
-                if self.keys[c] < self.keys[m] {
-                    m = c;
+            let m = if first + ARITY <= n {
+                // All four children: a tournament (two independent compares, then one), which
+                // the compiler turns into conditional moves rather than branches it mispredicts.
+                let a = pick(&self.keys, first, first + 1);
+                let b = pick(&self.keys, first + 2, first + 3);
+                pick(&self.keys, a, b)
+            } else if first < n {
+                let mut m = first;
+                for c in first + 1..n {
+                    m = pick(&self.keys, m, c);
                 }
-            }
-            if self.keys[m] < self.keys[i] {
-                self.keys.swap(i, m);
-                self.vals.swap(i, m);
+                m
+            } else {
+                break;
+            };
+            if self.keys[m] < last_k {
+                self.keys[i] = self.keys[m];
+                self.vals[i] = self.vals[m];
                 i = m;
             } else {
                 break;
             }
         }
-        Some((key, val))
+        self.keys[i] = last_k;
+        self.vals[i] = last_v;
+        Some(top)
+    }
+}
+
+/// The index of the smaller of `keys[a]` and `keys[b]` (`a` on a tie, which unique keys never
+/// have).
+#[inline(always)]
+fn pick<K: Ord>(keys: &[K], a: usize, b: usize) -> usize {
+    if keys[b] < keys[a] {
+        b
+    } else {
+        a
     }
 }
 
