@@ -597,7 +597,7 @@ impl Simulation {
                     && recorded.is_none_or(|r| r.admitted)
                 {
                     return Err(SimError::UnknownModel {
-                        model: r.model.clone(),
+                        model: r.model.to_string(),
                         at_s: at.0 as f64 / 1e6,
                         available: self
                             .cfg

@@ -31,7 +31,7 @@ fn arrivals(n: u64, gap_ms: u64, model: &str) -> impl Iterator<Item = ItemResult
         Ok(Item::Request(Box::new(
             ArrivalLine {
                 at_us: i * gap_ms * 1000,
-                model: model.clone(),
+                model: model.as_str().into(),
                 tokens_in: 100,
                 tokens_out: Some(50),
                 ..ArrivalLine::default()

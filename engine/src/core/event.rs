@@ -186,7 +186,7 @@ pub struct RequestReceived {
     /// The virtual key's non-secret id, if a virtual key was used.
     pub key_id: Option<Name>,
     /// The model the client asked for.
-    pub model: String,
+    pub model: Name,
     pub endpoint: Endpoint,
     /// Prompt tokens as estimated by the proxy (the context-window pre-check uses this).
     pub tokens_in: u64,

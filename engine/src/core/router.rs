@@ -25,7 +25,7 @@ pub const MAX_RETRY_AFTER_MS: u64 = 60_000;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RequestInput {
     pub key_id: Option<Name>,
-    pub model: String,
+    pub model: Name,
     pub endpoint: Option<Endpoint>,
     pub tokens_in: u64,
     pub max_tokens: Option<u64>,

@@ -219,7 +219,7 @@ fn version_1_requests_read_with_no_overrides() {
         panic!("not a request")
     };
     assert!(r.overrides.is_empty());
-    assert_eq!(r.model, "production-llm");
+    assert_eq!(&*r.model, "production-llm");
     assert_eq!(
         r.prompt.as_deref(),
         Some("[{\"role\":\"user\",\"content\":\"hi\"}]")

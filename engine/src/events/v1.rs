@@ -34,7 +34,7 @@ impl From<RequestReceivedV1> for RequestReceived {
             id: v.id,
             seed: v.seed,
             key_id: v.key_id,
-            model: v.model,
+            model: v.model.into(),
             endpoint: v.endpoint,
             tokens_in: v.tokens_in,
             max_tokens: v.max_tokens,

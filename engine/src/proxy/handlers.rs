@@ -235,7 +235,7 @@ async fn process(
             Caller::Key(k) => Some(k.clone()),
             _ => None,
         },
-        model: req.model.clone(),
+        model: req.model.as_str().into(),
         endpoint: Some(req.endpoint),
         tokens_in,
         max_tokens: req.max_tokens,

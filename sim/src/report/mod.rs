@@ -156,7 +156,8 @@ impl<T> Named<T> {
 /// Accumulates one run from its events.
 #[derive(Clone, Debug, Default)]
 pub struct RunBuilder {
-    pub overall: Scope,
+    /// Per model group. The whole run's figures are their sum (`overall`): every request and
+    /// attempt counts in exactly one group.
     pub groups: Named<Scope>,
     pub deployments: Named<DepScope>,
     /// Series bucket -> attempts per deployment (indexed like `deployments`' entries).
@@ -228,15 +229,13 @@ impl RunBuilder {
                     None => self.groups.index_str(UNKNOWN),
                 };
                 let s = &mut self.groups.entries[g].1;
-                for s in [&mut self.overall, s] {
-                    s.attempts += 1;
-                    match d.reason {
-                        Reason::Retry => s.retries += 1,
-                        Reason::Fallback | Reason::ContextWindow | Reason::ContentPolicy => {
-                            s.fallbacks += 1
-                        }
-                        _ => {}
+                s.attempts += 1;
+                match d.reason {
+                    Reason::Retry => s.retries += 1,
+                    Reason::Fallback | Reason::ContextWindow | Reason::ContentPolicy => {
+                        s.fallbacks += 1
                     }
+                    _ => {}
                 }
                 let dep = self.deployments.index(&d.deployment);
                 self.deployments.entries[dep].1.attempts += 1;
@@ -262,25 +261,41 @@ impl RunBuilder {
                     None => (self.groups.index_str(UNKNOWN), false),
                 };
                 let s = &mut self.groups.entries[g].1;
-                for s in [&mut self.overall, s] {
-                    s.requests += 1;
-                    s.cost = s.cost.saturating_add(f.cost);
-                    match &f.result {
-                        RequestResult::Ok => {
-                            s.ok += 1;
-                            record(&mut s.latency, f.latency_us);
-                            if let (true, Some(t)) = (stream, f.ttft_us) {
-                                record(&mut s.ttft, t);
-                            }
-                        }
-                        RequestResult::Err(e) => {
-                            *s.errors_by_status.entry(e.status).or_insert(0) += 1
+                s.requests += 1;
+                s.cost = s.cost.saturating_add(f.cost);
+                match &f.result {
+                    RequestResult::Ok => {
+                        s.ok += 1;
+                        record(&mut s.latency, f.latency_us);
+                        if let (true, Some(t)) = (stream, f.ttft_us) {
+                            record(&mut s.ttft, t);
                         }
                     }
+                    RequestResult::Err(e) => *s.errors_by_status.entry(e.status).or_insert(0) += 1,
                 }
             }
             _ => {}
         }
+    }
+
+    /// The whole run: the sum of the groups.
+    pub fn overall(&self) -> Scope {
+        let mut o = Scope::default();
+        for s in self.groups.values() {
+            o.requests += s.requests;
+            o.ok += s.ok;
+            for (status, n) in &s.errors_by_status {
+                *o.errors_by_status.entry(*status).or_insert(0) += n;
+            }
+            o.retries += s.retries;
+            o.fallbacks += s.fallbacks;
+            o.attempts += s.attempts;
+            o.cost = o.cost.saturating_add(s.cost);
+            // Same bounds and precision: adding is exact.
+            let _ = o.latency.add(&s.latency);
+            let _ = o.ttft.add(&s.ttft);
+        }
+        o
     }
 
     pub fn on_cooldown(&mut self, deployment: &str, added_us: u64) {
@@ -325,7 +340,7 @@ impl RunBuilder {
             deployments.insert(id.to_string(), f);
         }
         RunFigures {
-            overall: scope_figures(&self.overall),
+            overall: scope_figures(&self.overall()),
             groups: self
                 .groups
                 .iter()
@@ -522,10 +537,11 @@ pub struct PlotData {
 impl RunBuilder {
     pub fn plot_data(&self) -> PlotData {
         let mut latency_cdf = Vec::new();
-        if !self.overall.latency.is_empty() {
+        let latency = self.overall().latency;
+        if !latency.is_empty() {
             for i in 0..=200 {
                 let q = 1.0 - 10f64.powf(-(i as f64) / 200.0 * 3.0);
-                latency_cdf.push((q, self.overall.latency.value_at_quantile(q) as f64 / 1000.0));
+                latency_cdf.push((q, latency.value_at_quantile(q) as f64 / 1000.0));
             }
         }
         let first = self.first_us.unwrap_or(0) / SERIES_BUCKET_US;

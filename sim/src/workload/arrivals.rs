@@ -11,14 +11,14 @@ use super::{Arrival, Item, ItemResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use switchyard_engine::core::event::{Endpoint, RequestOverrides};
+use switchyard_engine::core::event::{Endpoint, Name, RequestOverrides};
 use switchyard_engine::core::router::RequestInput;
 use switchyard_engine::core::units::InstantUs;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArrivalLine {
     pub at_us: u64,
-    pub model: String,
+    pub model: Name,
     pub tokens_in: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_out: Option<u64>,

@@ -203,7 +203,7 @@ impl Mapper {
             let stream = self.rng.unit_f64() < self.opts.stream_share;
             out.push(ArrivalLine {
                 at_us: at + offset,
-                model: m.model,
+                model: m.model.into(),
                 tokens_in: raw.tokens_in.max(1),
                 tokens_out: Some(raw.tokens_out.max(1)),
                 max_tokens: self.opts.max_tokens,

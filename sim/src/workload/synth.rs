@@ -19,6 +19,7 @@ use super::arrivals::ArrivalLine;
 use crate::model::dist::{exponential, Dist};
 use crate::model::parse::{dist_from_node, ModelError};
 use switchyard_engine::config::yaml::{self, Node};
+use switchyard_engine::core::event::Name;
 use switchyard_engine::core::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +44,7 @@ pub enum Process {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MixSpec {
     pub weight: f64,
-    pub model: String,
+    pub model: Name,
     pub key: Option<String>,
     pub tags: Vec<String>,
 }
@@ -237,7 +238,7 @@ pub fn parse_spec(text: &str, file: &str) -> Result<SynthSpec, Vec<String>> {
                     .unwrap_or_default();
                 mix.push(MixSpec {
                     weight,
-                    model: model.to_string(),
+                    model: model.into(),
                     key: get(im, "key").and_then(Node::as_str).map(str::to_string),
                     tags,
                 });
