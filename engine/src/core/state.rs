@@ -489,7 +489,7 @@ impl State {
         let Some(d) = self.deployment_index(&e.deployment) else {
             return;
         };
-        let cfg = self.cfg.clone();
+        let cfg = &*self.cfg;
         let group_size = self.group_size[d];
         // A timeout the client set shorter than the configured one is not the deployment's
         // failure: it neither cools the deployment nor counts against it (else one client
@@ -539,7 +539,7 @@ impl State {
                         max_samples,
                     );
                 }
-                if let Some(until) = cooldown_for(&cfg, d, group_size, ds, e) {
+                if let Some(until) = cooldown_for(cfg, d, group_size, ds, e) {
                     if until > ds.cooldown_until {
                         ds.cooldown_until = until;
                         ds.cooldown_class = Some(class);

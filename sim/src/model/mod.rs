@@ -246,53 +246,49 @@ pub struct Ask {
 pub struct DeploymentSim {
     pub model: std::sync::Arc<ProviderModel>,
     seed: u64,
-    err_rng: Rng,
-    bad: bool,
-    next_switch_us: u64,
-    rpm_level: f64,
-    tpm_level: f64,
-    refilled_us: Option<u64>,
+    errors: ErrorTimeline,
+    buckets: Buckets,
     pub in_flight: u32,
 }
 
-impl DeploymentSim {
-    pub fn new(model: ProviderModel, seed: u64, deployment: &str) -> DeploymentSim {
-        let seed = seed ^ stable_hash(deployment.as_bytes());
-        let mut err_rng = Rng::derive(seed, 0xE770_0000);
-        let first = exponential(&mut err_rng, model.errors.good_mean_s.max(1e-3)) * 1e6;
-        DeploymentSim {
-            rpm_level: model.rate_limits.rpm.unwrap_or(0) as f64,
-            tpm_level: model.rate_limits.tpm.unwrap_or(0) as f64,
-            model: std::sync::Arc::new(model),
-            seed,
-            err_rng,
-            bad: false,
-            next_switch_us: first as u64,
-            refilled_us: None,
-            in_flight: 0,
-        }
-    }
+/// The two-state error process: which state it is in and when it next switches.
+#[derive(Clone, Debug)]
+struct ErrorTimeline {
+    rng: Rng,
+    bad: bool,
+    next_switch_us: u64,
+}
 
-    /// Whether the error process is in its bad state at `now_us` (advances the timeline).
-    pub fn bad_at(&mut self, now_us: u64) -> bool {
+impl ErrorTimeline {
+    /// Whether the process is in its bad state at `now_us` (advances the timeline).
+    fn bad_at(&mut self, e: &ErrorModel, now_us: u64) -> bool {
         // Bounded: each step moves the switch time forward by a positive amount.
         let mut steps = 0;
         while now_us >= self.next_switch_us && steps < 1_000_000 {
             self.bad = !self.bad;
             let mean = if self.bad {
-                self.model.errors.bad_mean_s
+                e.bad_mean_s
             } else {
-                self.model.errors.good_mean_s
+                e.good_mean_s
             };
-            let d = (exponential(&mut self.err_rng, mean.max(1e-3)) * 1e6).max(1.0);
+            let d = (exponential(&mut self.rng, mean.max(1e-3)) * 1e6).max(1.0);
             self.next_switch_us = self.next_switch_us.saturating_add(d as u64);
             steps += 1;
         }
         self.bad
     }
+}
 
-    fn refill(&mut self, now_us: u64) {
-        let rl = &self.model.rate_limits;
+/// The provider's rate-limit buckets (requests and tokens per minute), refilled continuously.
+#[derive(Clone, Debug)]
+struct Buckets {
+    rpm_level: f64,
+    tpm_level: f64,
+    refilled_us: Option<u64>,
+}
+
+impl Buckets {
+    fn refill(&mut self, rl: &RateLimits, now_us: u64) {
         let last = self.refilled_us.unwrap_or(now_us);
         let dt_min = now_us.saturating_sub(last) as f64 / 60e6;
         if let Some(rpm) = rl.rpm {
@@ -303,11 +299,38 @@ impl DeploymentSim {
         }
         self.refilled_us = Some(now_us.max(last));
     }
+}
+
+impl DeploymentSim {
+    pub fn new(model: ProviderModel, seed: u64, deployment: &str) -> DeploymentSim {
+        let seed = seed ^ stable_hash(deployment.as_bytes());
+        let mut err_rng = Rng::derive(seed, 0xE770_0000);
+        let first = exponential(&mut err_rng, model.errors.good_mean_s.max(1e-3)) * 1e6;
+        DeploymentSim {
+            buckets: Buckets {
+                rpm_level: model.rate_limits.rpm.unwrap_or(0) as f64,
+                tpm_level: model.rate_limits.tpm.unwrap_or(0) as f64,
+                refilled_us: None,
+            },
+            model: std::sync::Arc::new(model),
+            seed,
+            errors: ErrorTimeline {
+                rng: err_rng,
+                bad: false,
+                next_switch_us: first as u64,
+            },
+            in_flight: 0,
+        }
+    }
+
+    /// Whether the error process is in its bad state at `now_us` (advances the timeline).
+    pub fn bad_at(&mut self, now_us: u64) -> bool {
+        self.errors.bad_at(&self.model.errors, now_us)
+    }
 
     /// Draws the fate and timing of one attempt. Call `finish` when it ends.
     pub fn sample(&mut self, ask: &Ask) -> Sampled {
-        let m = self.model.clone();
-        let m = &m;
+        let m = &*self.model;
         let mut rng = Rng::derive(self.seed, ask.key);
         let wanted = match ask.tokens_out {
             Some(t) => t,
@@ -343,23 +366,24 @@ impl DeploymentSim {
             }
         }
         if m.rate_limits.rpm.is_some() || m.rate_limits.tpm.is_some() {
-            self.refill(ask.now_us);
-            let rl = m.rate_limits.clone();
+            let b = &mut self.buckets;
+            let rl = &m.rate_limits;
+            b.refill(rl, ask.now_us);
             let need_tokens = (ask.tokens_in + tokens_out) as f64;
-            let short_req = rl.rpm.is_some() && self.rpm_level < 1.0;
+            let short_req = rl.rpm.is_some() && b.rpm_level < 1.0;
             let short_tok =
-                rl.tpm.is_some_and(|t| need_tokens <= t as f64) && self.tpm_level < need_tokens;
+                rl.tpm.is_some_and(|t| need_tokens <= t as f64) && b.tpm_level < need_tokens;
             if short_req || short_tok {
                 let wait_req = rl.rpm.map_or(0.0, |r| {
                     if short_req {
-                        (1.0 - self.rpm_level) / r as f64 * 60e3
+                        (1.0 - b.rpm_level) / r as f64 * 60e3
                     } else {
                         0.0
                     }
                 });
                 let wait_tok = rl.tpm.map_or(0.0, |t| {
                     if short_tok {
-                        (need_tokens - self.tpm_level) / t as f64 * 60e3
+                        (need_tokens - b.tpm_level) / t as f64 * 60e3
                     } else {
                         0.0
                     }
@@ -367,8 +391,8 @@ impl DeploymentSim {
                 return Sampled {
                     fate: Fate::RateLimited {
                         retry_after_ms: wait_req.max(wait_tok).ceil().max(1.0) as u64,
-                        remaining_requests: self.rpm_level.max(0.0) as u64,
-                        remaining_tokens: self.tpm_level.max(0.0) as u64,
+                        remaining_requests: b.rpm_level.max(0.0) as u64,
+                        remaining_tokens: b.tpm_level.max(0.0) as u64,
                         limit_requests: rl.rpm,
                         limit_tokens: rl.tpm,
                     },
@@ -376,14 +400,14 @@ impl DeploymentSim {
                 };
             }
             if rl.rpm.is_some() {
-                self.rpm_level -= 1.0;
+                b.rpm_level -= 1.0;
             }
             if rl.tpm.is_some() {
-                self.tpm_level -= need_tokens;
+                b.tpm_level -= need_tokens;
             }
         }
-        let bad = self.bad_at(ask.now_us);
-        let e = &self.model.errors;
+        let e = &m.errors;
+        let bad = self.errors.bad_at(e, ask.now_us);
         let rate = if bad { e.bad_rate } else { e.good_rate };
         if error_draw < rate {
             let mut k = kind_draw;
