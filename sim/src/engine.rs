@@ -9,7 +9,7 @@
 //! seeds this reproduces every recorded decision (parity).
 
 use crate::model::{Ask, DeploymentSim, Fate, ProviderSet, Sampled};
-use crate::queue::Queue;
+use crate::queue::{Key, Queue};
 use crate::report::{RunBuilder, Tag};
 use crate::workload::{Arrival, Item, ItemResult};
 use std::sync::Arc;
@@ -46,39 +46,14 @@ pub struct SimSetup {
     pub reuse_recorded: bool,
 }
 
-/// Ordered by time, then tie, then sequence number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Key {
-    at: u64,
-    tie: u64,
-    n: u64,
+/// Queue keys: time and tie in the major part (time in the high 64 bits), the push's sequence
+/// number as the minor part. Ordered by time, then tie, then sequence number.
+fn at_of(k: &Key) -> u64 {
+    (k.major >> 64) as u64
 }
 
-impl Key {
-    /// Time and tie in one integer: compared without a branch.
-    #[inline(always)]
-    fn major(&self) -> u128 {
-        ((self.at as u128) << 64) | self.tie as u128
-    }
-}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.major(), self.n).cmp(&(other.major(), other.n))
-    }
-}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-
-    /// The event queue's hot compare: the same order as `cmp`, without branches.
-    #[inline(always)]
-    fn lt(&self, other: &Self) -> bool {
-        let (a, b) = (self.major(), other.major());
-        (a < b) | ((a == b) & (self.n < other.n))
-    }
+fn tie_of(k: &Key) -> u64 {
+    k.major as u64
 }
 
 /// What a queue entry does: poll its request, or deliver the outcome of its attempt in flight
@@ -214,7 +189,9 @@ pub struct Simulation {
     router: Router,
     cfg: Arc<RoutingConfig>,
     deps: Vec<DeploymentSim>,
-    queue: Queue<Key, What>,
+    /// Request ids; whether an entry is a `Done` is the low bit of its key's minor part (so an
+    /// entry is 32 bytes).
+    queue: Queue<RequestId>,
     reqs: SeqSlots<Req>,
     n: u64,
     tie_base: u64,
@@ -431,15 +408,22 @@ impl Simulation {
         });
         self.n += 1;
         Key {
-            at: at.max(self.now),
-            tie,
-            n: self.n,
+            major: ((at.max(self.now) as u128) << 64) | tie as u128,
+            // The sequence number, with its low bit free for `What` (the order is the same).
+            minor: self.n << 1,
         }
     }
 
     fn push(&mut self, at: u64, tie: Option<u64>, what: What) {
-        let key = self.key(at, tie);
-        self.queue.push(key, what);
+        let mut key = self.key(at, tie);
+        let id = match what {
+            What::Poll(id) => id,
+            What::Done(id) => {
+                key.minor |= 1;
+                id
+            }
+        };
+        self.queue.push(key, id);
     }
 
     /// An event the router made, for the report (`tag`: the request's, when the event is about
@@ -475,7 +459,7 @@ impl Simulation {
         };
         loop {
             let from_workload = match (&pending, self.queue.peek_key()) {
-                (Some((k, _)), Some(q)) => k < q,
+                (Some((k, _)), Some(q)) => *k < q,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
@@ -484,8 +468,8 @@ impl Simulation {
                 let Some((key, item)) = pending.take() else {
                     break;
                 };
-                self.now = key.at;
-                self.tie_base = key.tie >> TIE_SHIFT;
+                self.now = at_of(&key);
+                self.tie_base = tie_of(&key) >> TIE_SHIFT;
                 if let Some(next) = workload.next() {
                     let next = next.map_err(SimError::Workload)?;
                     pending = Some(self.keyed(next));
@@ -496,14 +480,19 @@ impl Simulation {
                 }
                 continue;
             }
-            let Some((key, what)) = self.queue.pop() else {
+            let Some((key, id)) = self.queue.pop() else {
                 break;
             };
-            self.now = key.at;
-            self.tie_base = key.tie >> TIE_SHIFT;
-            if let Some((_, &(What::Poll(next) | What::Done(next)))) = self.queue.peek() {
+            self.now = at_of(&key);
+            self.tie_base = tie_of(&key) >> TIE_SHIFT;
+            if let Some((_, &next)) = self.queue.peek() {
                 self.prefetch(next);
             }
+            let what = if key.minor & 1 == 1 {
+                What::Done(id)
+            } else {
+                What::Poll(id)
+            };
             match what {
                 What::Poll(id) => self.on_poll(id),
                 What::Done(id) => {
