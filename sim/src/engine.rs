@@ -629,6 +629,10 @@ impl Simulation {
             // The first decision happens at arrival: no need to go through the queue.
             self.on_poll(id);
         }
+        // The next request to arrive takes the next id: have its slots ready.
+        let next = self.router.next_request_id();
+        self.reqs.prefetch_slot(next);
+        self.router.prefetch_slot(next);
         Ok(())
     }
 

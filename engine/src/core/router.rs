@@ -204,6 +204,12 @@ impl Router {
         }
     }
 
+    /// Starts loading the slot request `id`'s state would take (see `hint`); changes nothing.
+    #[inline]
+    pub fn prefetch_slot(&self, id: RequestId) {
+        self.st.requests.prefetch_slot(id);
+    }
+
     /// Requests currently in flight.
     pub fn requests_in_flight(&self) -> usize {
         self.st.requests.len()

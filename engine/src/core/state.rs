@@ -478,7 +478,10 @@ impl State {
             Reason::Retry => r.attempts_in_group += 1,
             Reason::Primary | Reason::Escalation => r.attempts_in_group = 1,
         }
-        r.group = Some(e.group.clone());
+        // Usually the same group (and the same shared name): no reference-count traffic then.
+        if !r.group.as_ref().is_some_and(|g| Arc::ptr_eq(g, &e.group)) {
+            r.group = Some(e.group.clone());
+        }
         r.n_attempts += 1;
         r.in_flight = Some((e.attempt, d));
         r.last_deployment = Some(d);

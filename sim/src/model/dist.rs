@@ -86,6 +86,27 @@ fn ziggurat() -> &'static Ziggurat {
     })
 }
 
+/// `x.round().max(1.0) as u64` (a token count drawn from a distribution), exactly, without the
+/// call to `round` that targets without SSE4.1 make for `f64::round`.
+#[inline]
+pub fn count_at_least_one(x: f64) -> u64 {
+    // Below 1 (and NaN): `round` gives at most 1, and `max(1.0)` 1.
+    if x.is_nan() || x < 1.0 {
+        return 1;
+    }
+    // From 2^52 on every double is an integer (and `as` saturates as it would after `round`).
+    if x >= 4_503_599_627_370_496.0 {
+        return x as u64;
+    }
+    // x = t + f with 0 <= f < 1, both exact here; round half away from zero.
+    let t = x as u64;
+    if x - t as f64 >= 0.5 {
+        t + 1
+    } else {
+        t
+    }
+}
+
 /// An exponential draw with the given mean.
 pub fn exponential(rng: &mut Rng, mean: f64) -> f64 {
     -mean * libm::log(1.0 - rng.unit_f64())
@@ -246,6 +267,39 @@ pub fn empirical_quantile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_at_least_one_is_round_then_max() {
+        let mut rng = Rng::new(9);
+        let mut xs: Vec<f64> = vec![
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            0.0,
+            0.49999999999999994,
+            0.5,
+            1.0,
+            1.4999999999999998,
+            1.5,
+            2.5,
+            3.5,
+            4_503_599_627_370_495.5,
+            4_503_599_627_370_496.0,
+            9_007_199_254_740_993.0,
+            1.8e19,
+            1e300,
+            -7.5,
+        ];
+        for _ in 0..200_000 {
+            let e = rng.below(64) as i32 - 8;
+            xs.push(rng.unit_f64() * 2f64.powi(e));
+            xs.push((rng.below(1 << 20) as f64) + 0.5);
+        }
+        for x in xs {
+            assert_eq!(count_at_least_one(x), x.round().max(1.0) as u64, "{x}");
+        }
+    }
 
     fn draws(d: &Dist, n: usize, seed: u64) -> Vec<f64> {
         let mut rng = Rng::new(seed);

@@ -334,7 +334,7 @@ impl DeploymentSim {
         let mut rng = Rng::derive(self.seed, ask.key);
         let wanted = match ask.tokens_out {
             Some(t) => t,
-            None => m.output_tokens.sample(&mut rng).round().max(1.0) as u64,
+            None => dist::count_at_least_one(m.output_tokens.sample(&mut rng)),
         };
         let tokens_out = match ask.max_tokens {
             Some(cap) => wanted.min(cap.max(1)),

@@ -72,11 +72,14 @@ impl ArrivalLine {
                 max_tokens: self.max_tokens,
                 stream: self.stream,
                 tags: self.tags,
-                headers: self
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                    .collect(),
+                headers: if self.headers.is_empty() {
+                    Vec::new()
+                } else {
+                    self.headers
+                        .into_iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                        .collect()
+                },
                 user: self.user,
                 prompt_sha: String::new(),
                 prompt: None,

@@ -16,7 +16,7 @@
 //! ```
 
 use super::arrivals::ArrivalLine;
-use crate::model::dist::{exponential, Dist};
+use crate::model::dist::{count_at_least_one, exponential, Dist};
 use crate::model::parse::{dist_from_node, ModelError};
 use switchyard_engine::config::yaml::{self, Node};
 use switchyard_engine::core::event::Name;
@@ -364,8 +364,8 @@ impl Iterator for Synth {
         }
         let m = &self.spec.mix[pick];
         let (model, key, tags) = (m.model.clone(), m.key.clone(), m.tags.clone());
-        let tokens_in = self.spec.tokens_in.sample(&mut self.rng).round().max(1.0) as u64;
-        let tokens_out = self.spec.tokens_out.sample(&mut self.rng).round().max(1.0) as u64;
+        let tokens_in = count_at_least_one(self.spec.tokens_in.sample(&mut self.rng));
+        let tokens_out = count_at_least_one(self.spec.tokens_out.sample(&mut self.rng));
         let stream = self.rng.unit_f64() < self.spec.stream_share;
         let user =
             (self.spec.users > 0).then(|| format!("user-{}", self.rng.below(self.spec.users)));
