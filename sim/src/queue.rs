@@ -69,16 +69,6 @@ impl<V: Copy> Queue<V> {
         self.groups[p / ARITY].0[p % ARITY] = e;
     }
 
-    /// The index of the smaller of entries `a` and `b`.
-    #[inline(always)]
-    fn smaller(&self, a: usize, b: usize) -> usize {
-        if below(self.at(b), self.at(a)) {
-            b
-        } else {
-            a
-        }
-    }
-
     /// The smallest key.
     pub fn peek_key(&self) -> Option<Key> {
         (!self.is_empty()).then(|| key(self.at(0)))
@@ -126,27 +116,36 @@ impl<V: Copy> Queue<V> {
         let mut i = 0;
         loop {
             let first = ARITY * i + 1;
-            let m = if first + ARITY <= n {
-                // All four children, in one group: a tournament (two independent compares,
-                // then one), which compiles to conditional moves, not branches.
-                let a = self.smaller(first, first + 1);
-                let b = self.smaller(first + 2, first + 3);
-                self.smaller(a, b)
-            } else if first < n {
-                let mut m = first;
-                for c in first + 1..n {
-                    m = self.smaller(m, c);
-                }
-                m
-            } else {
+            if first >= n {
                 break;
+            }
+            // The children of node i are exactly group i + 1.
+            let kids = &self.groups[i + 1].0;
+            let j = if first + ARITY <= n {
+                // All four: a tournament (two independent compares, then one), which compiles
+                // to conditional moves, not branches.
+                let a = usize::from(below(&kids[1], &kids[0]));
+                let b = 2 + usize::from(below(&kids[3], &kids[2]));
+                if below(&kids[b], &kids[a]) {
+                    b
+                } else {
+                    a
+                }
+            } else {
+                let mut j = 0;
+                for c in 1..n - first {
+                    if below(&kids[c], &kids[j]) {
+                        j = c;
+                    }
+                }
+                j
             };
-            let child = *self.at(m);
+            let child = kids[j];
             if !below(&child, &last) {
                 break;
             }
             self.set(i, child);
-            i = m;
+            i = first + j;
         }
         self.set(i, last);
         Some((key(&top), top.val))
@@ -160,15 +159,10 @@ fn key<V>(e: &Entry<V>) -> Key {
     }
 }
 
-/// Whether `a`'s key is below `b`'s: the major parts decide but for a tie (rare, and then
-/// predicted), so this compiles to a flag, not a branch.
+/// Whether `a`'s key is below `b`'s, computed without branches.
 #[inline(always)]
 fn below<V>(a: &Entry<V>, b: &Entry<V>) -> bool {
-    if a.major != b.major {
-        a.major < b.major
-    } else {
-        a.minor < b.minor
-    }
+    (a.major < b.major) | ((a.major == b.major) & (a.minor < b.minor))
 }
 
 #[cfg(test)]
