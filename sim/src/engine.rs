@@ -134,15 +134,31 @@ impl Pending {
         {
             return Pending::Full(Box::new(r));
         }
+        // Every field named: a field added to the report must be placed here (or it would be
+        // lost on the way through `Small`).
+        let AttemptReport {
+            class,
+            status,
+            ttft_us,
+            duration_us,
+            tokens_in,
+            tokens_cache_read: _,
+            tokens_cache_creation: _,
+            tokens_out,
+            retry_after_ms,
+            rate_limit: _,
+            committed,
+            message: _,
+        } = r;
         Pending::Small(SmallReport {
-            class: r.class,
-            committed: r.committed,
-            status: r.status,
-            ttft_us: r.ttft_us,
-            duration_us: r.duration_us,
-            tokens_in: r.tokens_in,
-            tokens_out: r.tokens_out,
-            retry_after_ms: r.retry_after_ms,
+            class,
+            committed,
+            status,
+            ttft_us,
+            duration_us,
+            tokens_in,
+            tokens_out,
+            retry_after_ms,
         })
     }
 

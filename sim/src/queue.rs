@@ -2,8 +2,9 @@
 //!
 //! Most events fall due within seconds of virtual time: they go into the bucket of their time
 //! (an append), and a bucket is sorted only when virtual time reaches it, so taking the next
-//! event is a pop from a short sorted vector that is in cache. Events further out wait in the
-//! heap, and join their bucket's sorted run when time gets there. Keys are unique (the caller's
+//! event is a pop from a short sorted vector that is in cache. Events further out wait in a
+//! heap, and join their bucket's sorted run when time gets there; events for the bucket being
+//! taken wait in a small heap beside it. Keys are unique (the caller's
 //! minor parts are sequence numbers), so the pop order is fully determined by the keys,
 //! whatever the layout: the same as a sorted list's (a property test checks this).
 //!
@@ -171,9 +172,12 @@ fn epoch_of<V>(e: &Entry<V>) -> u64 {
 }
 
 pub struct Queue<V> {
-    /// Entries of epochs up to `epoch`, sorted by key from largest to smallest (the next entry
-    /// last).
+    /// The entries of epoch `epoch` (and earlier) that were in its bucket or in the heap when
+    /// time reached it, sorted by key from largest to smallest (the next entry last).
     current: Vec<Entry<V>>,
+    /// Entries pushed for epoch `epoch` (or earlier) after that: a small heap (inserting them
+    /// into `current` would take linear time, and a dense workload puts thousands in a bucket).
+    late: Heap<V>,
     epoch: u64,
     /// Entries of epoch `e` (in `epoch + 1 .. epoch + BUCKETS` when pushed) in bucket
     /// `e % BUCKETS`, unsorted.
@@ -190,6 +194,7 @@ impl<V: Copy> Default for Queue<V> {
     fn default() -> Self {
         Queue {
             current: Vec::new(),
+            late: Heap::default(),
             epoch: 0,
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
             in_buckets: 0,
@@ -201,7 +206,7 @@ impl<V: Copy> Default for Queue<V> {
 
 impl<V: Copy> Queue<V> {
     pub fn len(&self) -> usize {
-        self.current.len() + self.in_buckets + self.far.len()
+        self.current.len() + self.late.len() + self.in_buckets + self.far.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -216,9 +221,7 @@ impl<V: Copy> Queue<V> {
         };
         let ep = epoch_of(&e);
         if ep <= self.epoch {
-            // Before every entry larger than it (those come first).
-            let at = self.current.partition_point(|x| below(&e, x));
-            self.current.insert(at, e);
+            self.late.push(key, val);
         } else if ep - self.epoch < BUCKETS {
             let i = (ep % BUCKETS) as usize;
             self.buckets[i].push(e);
@@ -255,12 +258,15 @@ impl<V: Copy> Queue<V> {
         Some(self.epoch + 1 + ahead as u64)
     }
 
-    /// Makes `current` hold the next entries, if there are any: moves on to the next epoch that
-    /// has some.
+    /// Makes `current` or `late` hold the next entries, if there are any: moves on to the next
+    /// epoch that has some.
     fn fill(&mut self) {
         // Bounded: each turn moves to the next epoch with entries, in a bucket or in the heap
         // (there is one as long as the queue is not empty), and fills `current` from it.
-        while self.current.is_empty() && (self.in_buckets > 0 || !self.far.is_empty()) {
+        while self.current.is_empty()
+            && self.late.is_empty()
+            && (self.in_buckets > 0 || !self.far.is_empty())
+        {
             let bucket = self.next_bucket_epoch();
             let far = self
                 .far
@@ -298,22 +304,38 @@ impl<V: Copy> Queue<V> {
         }
     }
 
+    /// Whether the next entry is `late`'s (else `current`'s).
+    fn late_first(&self) -> bool {
+        match (self.current.last(), self.late.peek_key()) {
+            (Some(c), Some(l)) => l < key(c),
+            (None, Some(_)) => true,
+            _ => false,
+        }
+    }
+
     /// The smallest key.
     pub fn peek_key(&mut self) -> Option<Key> {
-        self.fill();
-        self.current.last().map(key)
+        self.peek().map(|(k, _)| k)
     }
 
     /// The entry with the smallest key.
     pub fn peek(&mut self) -> Option<(Key, &V)> {
         self.fill();
-        self.current.last().map(|e| (key(e), &e.val))
+        if self.late_first() {
+            self.late.peek()
+        } else {
+            self.current.last().map(|e| (key(e), &e.val))
+        }
     }
 
     /// Removes and returns the entry with the smallest key.
     pub fn pop(&mut self) -> Option<(Key, V)> {
         self.fill();
-        self.current.pop().map(|e| (key(&e), e.val))
+        if self.late_first() {
+            self.late.pop()
+        } else {
+            self.current.pop().map(|e| (key(&e), e.val))
+        }
     }
 }
 
