@@ -678,17 +678,19 @@ impl Router {
                 return Step::Finish(RequestResult::Err(err));
             }
             let orig = r.original_group.as_deref().unwrap_or("");
-            let has_cw = self
-                .fallback_list(FallbackKind::ContextWindow, orig, &r.received.model, r)
-                .next()
-                .is_some();
-            let has_cp = self
-                .fallback_list(FallbackKind::ContentPolicy, orig, &r.received.model, r)
-                .next()
-                .is_some();
+            // Looked up only for the classes that have a fallback list of their own.
+            let has = |kind| {
+                self.fallback_list(kind, orig, &r.received.model, r)
+                    .next()
+                    .is_some()
+            };
             let kind = match last.class {
-                OutcomeClass::ContextWindowExceeded if has_cw => Some(FallbackKind::ContextWindow),
-                OutcomeClass::ContentPolicy if has_cp => Some(FallbackKind::ContentPolicy),
+                OutcomeClass::ContextWindowExceeded if has(FallbackKind::ContextWindow) => {
+                    Some(FallbackKind::ContextWindow)
+                }
+                OutcomeClass::ContentPolicy if has(FallbackKind::ContentPolicy) => {
+                    Some(FallbackKind::ContentPolicy)
+                }
                 _ => {
                     let retries = self.retries_for(
                         &cur.group,

@@ -712,8 +712,6 @@ fn cooldown_for(
 }
 
 impl State {
-    /// A canonical text form of everything `apply` folds (for tests and snapshot checks): two
-    /// states with the same fingerprint make the same decisions.
     /// The requests in flight, by id.
     pub fn requests_in_order(&self) -> Vec<(RequestId, &RequestState)> {
         let mut v: Vec<_> = self.requests.iter().map(|(k, r)| (*k, &**r)).collect();
@@ -721,6 +719,8 @@ impl State {
         v
     }
 
+    /// A canonical text form of everything `apply` folds (for tests and snapshot checks): two
+    /// states with the same fingerprint make the same decisions.
     pub fn fingerprint(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
